@@ -1,0 +1,1 @@
+"""SpanLab core: data, storage, training and inference. No Streamlit here."""

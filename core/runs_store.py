@@ -1,0 +1,388 @@
+"""Label edits (with undo) and training runs: the write-often half of core.storage.
+
+Import these functions from ``core.storage``; they live here only to keep that module short.
+Every label/answer edit checks the example's version, applies the change, bumps the version and
+logs a label_events row in one transaction, so edits can be refused when stale and undone later.
+A run row copies its dataset's name, so run history survives deleting the dataset.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from core.config import runs_dir
+from core.storage import (TASKS, Dataset, DuplicateNameError, Example, InvalidEditError, LabelEvent, MetricPoint,
+                          NotFoundError, Run, StaleEditError, StorageError, check_answer, find_dataset, optional_str,
+                          reading, utcnow, writing)
+
+_IN_CHUNK = 900  # ids per "IN (...)" clause, below every SQLite variable limit
+
+
+# --- Labeling ---------------------------------------------------------------------------------------
+
+def _locked_example(session: Session, example_id: int) -> tuple[Example, Dataset]:
+    row = session.execute(select(Example, Dataset).join(Dataset, Example.dataset_id == Dataset.id)
+                          .where(Example.id == example_id).with_for_update(of=Example)).first()
+    if row is None:
+        raise NotFoundError(f"no example with id {example_id}: it may have been deleted; reload the dataset")
+    return row[0], row[1]
+
+
+def _check_version(example: Example, expected_version: int) -> None:
+    if example.version != expected_version:
+        raise StaleEditError(example.id, example.version, expected_version)
+
+
+def _check_label(dataset: Dataset, label: str | None) -> None:
+    if dataset.task != "classification":
+        raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: edit answers, not labels")
+    if label is not None and label not in (dataset.labels or []):
+        raise InvalidEditError(f"unknown label {label!r} for dataset {dataset.name!r} (labels: "
+                               f"{dataset.labels}): add the label first")
+
+
+def _answer_of(example: Example) -> dict:
+    return {"answer_text": example.answer_text, "answer_start": example.answer_start}
+
+
+def _apply(session: Session, example: Example, field: str, value: Any, actor: str, undone: bool = False) -> Any:
+    """Set ``field`` ("label" or "answer"), bump the version and log the event; returns the old value."""
+    old = example.label if field == "label" else _answer_of(example)
+    if field == "label":
+        example.label = value
+    else:
+        example.answer_text, example.answer_start = value["answer_text"], value["answer_start"]
+    example.version += 1
+    example.updated_at = utcnow()
+    session.add(LabelEvent(dataset_id=example.dataset_id, example_id=example.id, actor=actor, field=field,
+                           old_value=old, new_value=value, undone=undone, created_at=example.updated_at))
+    return old
+
+
+def set_label(example_id: int, label: str | None, expected_version: int, actor: str = "user") -> int:
+    """Label one example (None clears it) if it is still at ``expected_version``; returns the new version.
+    Setting the label it already has changes nothing and returns the current version."""
+    label = optional_str(label)
+    with writing() as session:
+        example, dataset = _locked_example(session, example_id)
+        _check_version(example, expected_version)
+        _check_label(dataset, label)
+        if example.label != label:
+            _apply(session, example, "label", label, actor)
+        return example.version
+
+
+def set_answer(example_id: int, answer_text: str | None, answer_start: int | None, expected_version: int,
+               actor: str = "user") -> int:
+    """Set a QA example's answer: "" = unanswerable, None = not answered yet, otherwise the text must sit
+    at ``answer_start`` in the context. Returns the new version."""
+    with writing() as session:
+        example, dataset = _locked_example(session, example_id)
+        _check_version(example, expected_version)
+        if dataset.task != "qa":
+            raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: edit labels, not answers")
+        if answer_text:
+            if answer_start is None:
+                raise InvalidEditError(f"example {example_id}: give answer_start, where the answer begins "
+                                       "in the context")
+            answer_start = check_answer(example.context or "", answer_text, answer_start, f"example {example_id}")
+        else:
+            answer_start = None
+        answer = {"answer_text": answer_text, "answer_start": answer_start}
+        if _answer_of(example) != answer:
+            _apply(session, example, "answer", answer, actor)
+        return example.version
+
+
+def _bulk_relabel(session: Session, dataset_ids_by_example: dict[int, int], old_labels: dict[int, str | None],
+                  label: str | None, actor: str) -> None:
+    """Set ``label`` on the given examples with plain UPDATE/INSERT statements (no ORM objects)."""
+    now = utcnow()
+    ids = list(old_labels)
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start:start + _IN_CHUNK]
+        session.execute(update(Example).where(Example.id.in_(chunk))
+                        .values(label=label, version=Example.version + 1, updated_at=now))
+    if ids:
+        session.execute(insert(LabelEvent.__table__), [
+            {"dataset_id": dataset_ids_by_example[i], "example_id": i, "actor": actor, "field": "label",
+             "old_value": old_labels[i], "new_value": label, "created_at": now, "undone": False} for i in ids])
+
+
+def set_labels_bulk(example_ids: list[int], label: str | None, actor: str = "bulk") -> int:
+    """Give all these examples ``label`` (no version check); returns how many actually changed."""
+    label = optional_str(label)
+    wanted = list(dict.fromkeys(example_ids))
+    with writing() as session:
+        rows = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows += session.execute(select(Example.id, Example.label, Example.dataset_id)
+                                    .where(Example.id.in_(wanted[start:start + _IN_CHUNK]))).all()
+        missing = set(wanted) - {row.id for row in rows}
+        if missing:
+            raise NotFoundError(f"{len(missing)} example id(s) do not exist (e.g. {sorted(missing)[:5]}): "
+                                "reload the dataset")
+        for dataset_id in {row.dataset_id for row in rows}:
+            _check_label(session.get(Dataset, dataset_id), label)
+        changed = {row.id: row.label for row in rows if row.label != label}
+        _bulk_relabel(session, {row.id: row.dataset_id for row in rows}, changed, label, actor)
+        return len(changed)
+
+
+def add_label(ref: int | str, label: str) -> list[str]:
+    """Append a label to a classification dataset's label set; returns the new label set."""
+    name = optional_str(label)
+    with writing() as session:
+        dataset = find_dataset(session, ref)
+        if dataset.task != "classification":
+            raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: it has no labels")
+        if name is None:
+            raise InvalidEditError("a label needs a non-empty name")
+        if name in dataset.labels:
+            raise DuplicateNameError(f"dataset {dataset.name!r} already has the label {name!r}")
+        dataset.labels = [*dataset.labels, name]
+        return list(dataset.labels)
+
+
+def rename_label(ref: int | str, old: str, new: str) -> int:
+    """Rename a label everywhere (label set and examples); renaming onto an existing label merges the two.
+    Each relabeled example gets an event with actor "rename". Returns how many examples changed."""
+    old_name, new_name = optional_str(old), optional_str(new)
+    with writing() as session:
+        dataset = find_dataset(session, ref)
+        if dataset.task != "classification":
+            raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: it has no labels")
+        if old_name not in dataset.labels:
+            raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} (labels: {dataset.labels})")
+        if new_name is None:
+            raise InvalidEditError(f"renaming {old_name!r}: the new name is empty")
+        if new_name == old_name:
+            return 0
+        if new_name in dataset.labels:
+            dataset.labels = [name for name in dataset.labels if name != old_name]
+        else:
+            dataset.labels = [new_name if name == old_name else name for name in dataset.labels]
+        ids = session.scalars(select(Example.id).where(Example.dataset_id == dataset.id,
+                                                       Example.label == old_name)).all()
+        _bulk_relabel(session, dict.fromkeys(ids, dataset.id), dict.fromkeys(ids, old_name), new_name, "rename")
+        return len(ids)
+
+
+def undo_last(ref: int | str) -> dict | None:
+    """Revert the dataset's most recent edit that is not undone yet; None when there is nothing to undo.
+
+    The revert is itself logged (actor "undo", already marked undone so it is never undone in turn).
+    A restored label that has since left the label set is added back. Returns
+    {example_id, field, restored, version, event_id}.
+    """
+    with writing() as session:
+        dataset = find_dataset(session, ref)
+        last = session.scalar(select(LabelEvent)
+                              .where(LabelEvent.dataset_id == dataset.id, LabelEvent.undone.is_(False))
+                              .order_by(LabelEvent.id.desc()).limit(1).with_for_update())
+        if last is None:
+            return None
+        example, _ = _locked_example(session, last.example_id)
+        restored = last.old_value
+        if last.field == "label" and restored is not None and restored not in dataset.labels:
+            dataset.labels = [*dataset.labels, restored]
+        last.undone = True
+        _apply(session, example, last.field, restored, "undo", undone=True)
+        return {"example_id": example.id, "field": last.field, "restored": restored,
+                "version": example.version, "event_id": last.id}
+
+
+def label_history(ref: int | str, limit: int = 50) -> list[dict]:
+    """The dataset's label/answer edits, newest first (with the example's position)."""
+    with reading() as session:
+        dataset = find_dataset(session, ref)
+        rows = session.execute(select(LabelEvent, Example.position)
+                               .join(Example, Example.id == LabelEvent.example_id)
+                               .where(LabelEvent.dataset_id == dataset.id)
+                               .order_by(LabelEvent.id.desc()).limit(limit)).all()
+        return [{"id": e.id, "example_id": e.example_id, "position": position, "actor": e.actor, "field": e.field,
+                 "old_value": e.old_value, "new_value": e.new_value, "created_at": e.created_at,
+                 "undone": e.undone} for e, position in rows]
+
+
+# --- Runs -----------------------------------------------------------------------------------------
+
+RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
+ACTIVE_STATUSES = ("queued", "running")
+RUN_FIELDS = tuple(column.key for column in Run.__table__.columns if column.key != "id")
+METRIC_COLUMNS = ["run_id", "step", "epoch", "name", "value", "created_at"]
+
+
+def _this_worker() -> dict:
+    """Who owns a run: this host and process (so another process can tell when the owner died)."""
+    return {"worker_host": socket.gethostname(), "worker_pid": os.getpid()}
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this machine still exists (when unsure: yes)."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists but belongs to someone else
+        return True
+    return True
+
+
+def _get(session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"no run with id {run_id}: it may have been deleted; reload the runs list")
+    return run
+
+
+def _run_dict(run: Run) -> dict:
+    data = {key: getattr(run, key) for key in ("id", *RUN_FIELDS)}
+    data["params"], data["metrics"] = dict(run.params or {}), dict(run.metrics or {})
+    duration = None
+    if run.started_at is not None:
+        duration = ((run.finished_at or utcnow()) - run.started_at).total_seconds()
+    data["duration_s"] = duration
+    return data
+
+
+def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dataset: str | None = None) -> int:
+    """Record a queued run on ``dataset`` (name or id), owned by this process; returns the run id."""
+    if task not in TASKS:
+        raise InvalidEditError(f"unknown task {task!r}: use 'classification' or 'qa'")
+    if not model:
+        raise InvalidEditError("a run needs a model (a local folder or a model name)")
+    with writing() as session:
+        train = find_dataset(session, dataset)
+        eval_name = find_dataset(session, eval_dataset).name if eval_dataset is not None else None
+        run = Run(dataset_id=train.id, dataset_name=train.name, eval_dataset_name=eval_name, task=task,
+                  model=str(model), params=dict(params or {}), status="queued", created_at=utcnow(),
+                  step=0, total_steps=0, metrics={}, **_this_worker())
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def update_run(run_id: int, **fields: Any) -> None:
+    """Set any runs columns (status, step, metrics={...}, finished_at=..., ...) on one run.
+    Setting status="running" also makes this process the run's owner (worker_host, worker_pid)."""
+    unknown = sorted(set(fields) - set(RUN_FIELDS))
+    if unknown:
+        raise InvalidEditError(f"runs have no column(s) {unknown}: valid ones are {list(RUN_FIELDS)}")
+    if "status" in fields and fields["status"] not in RUN_STATUSES:
+        raise InvalidEditError(f"unknown run status {fields['status']!r}: use one of {list(RUN_STATUSES)}")
+    for key in ("started_at", "finished_at", "created_at"):
+        if fields.get(key) is not None and not isinstance(fields[key], datetime):
+            raise InvalidEditError(f"{key} must be a datetime, not {fields[key]!r}")
+    if fields.get("status") == "running":
+        fields = {**_this_worker(), **fields}
+    with writing() as session:
+        run = _get(session, run_id)
+        for key, value in fields.items():
+            setattr(run, key, dict(value) if key in ("params", "metrics") and value is not None else value)
+
+
+def add_metric_points(run_id: int, points: list[dict]) -> None:
+    """Append metric points ({step, epoch?, name, value}) to a run; a NaN value is stored as NULL."""
+    now = utcnow()
+    rows = []
+    for number, point in enumerate(points, start=1):
+        missing = [key for key in ("step", "name", "value") if key not in point]
+        if missing:
+            raise InvalidEditError(f"metric point {number} lacks {missing}: each needs step, name and value")
+        value = None if point["value"] is None else float(point["value"])
+        epoch = point.get("epoch")
+        rows.append({"run_id": run_id, "step": int(point["step"]), "name": str(point["name"]),
+                     "epoch": None if epoch is None else float(epoch),
+                     "value": None if value is not None and math.isnan(value) else value, "created_at": now})
+    with writing() as session:
+        _get(session, run_id)
+        if rows:
+            session.execute(insert(MetricPoint.__table__), rows)
+
+
+def get_run(run_id: int) -> dict:
+    """All of a run's columns plus duration_s (seconds since start, up to now while it is running)."""
+    with reading() as session:
+        return _run_dict(_get(session, run_id))
+
+
+def list_runs(dataset: str | int | None = None) -> list[dict]:
+    """Runs newest first, optionally only those trained on the dataset with this name (or id)."""
+    with reading() as session:
+        stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc())
+        if isinstance(dataset, int) and not isinstance(dataset, bool):
+            stmt = stmt.where(Run.dataset_id == dataset)
+        elif dataset is not None:
+            stmt = stmt.where(Run.dataset_name == dataset)
+        return [_run_dict(run) for run in session.scalars(stmt)]
+
+
+def metric_frame(run_ids: list[int] | int) -> pd.DataFrame:
+    """Metric points of one or more runs as DataFrame(run_id, step, epoch, name, value, created_at)."""
+    ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
+    with reading() as session:
+        rows = session.execute(select(*(getattr(MetricPoint, c) for c in METRIC_COLUMNS))
+                               .where(MetricPoint.run_id.in_(ids))
+                               .order_by(MetricPoint.run_id, MetricPoint.name, MetricPoint.step, MetricPoint.id)).all()
+    frame = pd.DataFrame([tuple(row) for row in rows], columns=METRIC_COLUMNS)
+    frame["value"] = frame["value"].astype(float)  # NULL -> NaN
+    frame["epoch"] = frame["epoch"].astype(float)
+    return frame
+
+
+def delete_run(run_id: int) -> None:
+    """Delete a run and its metric points, and its artifact folder when that lies inside runs_dir()."""
+    with writing() as session:
+        run = _get(session, run_id)
+        artifact_dir = run.artifact_dir
+        session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
+        session.execute(delete(Run).where(Run.id == run_id))
+    if not artifact_dir:
+        return
+    folder, root = Path(artifact_dir).expanduser().resolve(), runs_dir().resolve()
+    if folder != root and folder.is_relative_to(root) and folder.exists():
+        try:
+            shutil.rmtree(folder)
+        except OSError as error:
+            raise StorageError(f"run {run_id} was deleted but its folder {folder} could not be removed "
+                               f"({error}): delete it by hand") from error
+
+
+def mark_interrupted(reason: str = "the process running it stopped", only_dead: bool = False) -> int:
+    """Mark queued or running runs as interrupted (call once at process start); returns the count.
+
+    With ``only_dead`` only runs whose owning process is gone are marked: runs owned by a live
+    process on this machine, or by any process on another machine (which cannot be checked from
+    here), are left alone; runs with no recorded owner count as dead.
+    """
+    host = socket.gethostname()
+    with writing() as session:
+        active = session.execute(select(Run.id, Run.worker_host, Run.worker_pid)
+                                 .where(Run.status.in_(ACTIVE_STATUSES))).all()
+        dead = [run.id for run in active if not only_dead or run.worker_pid is None
+                or (run.worker_host == host and not _process_alive(run.worker_pid))]
+        if dead:
+            session.execute(update(Run).where(Run.id.in_(dead))
+                            .values(status="interrupted", error=reason, finished_at=utcnow()))
+        return len(dead)

@@ -1,0 +1,510 @@
+"""SpanLab's database: datasets, their examples, label edits (with undo) and training runs.
+
+Everything goes through SQLAlchemy 2 and comes back as plain dicts or pandas DataFrames, never ORM
+objects, so callers (Streamlit pages, the job runner, the CLI) never hold a session.
+
+The schema is owned by Alembic migrations in ``core/migrations``; the first ``get_engine`` call for a
+database URL upgrades that database to the newest revision. SQLite databases run in WAL mode with
+foreign keys on, and every writing transaction starts with ``BEGIN IMMEDIATE`` so a training thread
+logging metrics and the UI editing labels queue for the write lock (up to 30 s) instead of failing
+with "database is locked".
+
+This module holds the schema, the engine and the datasets API. Label editing (set_label, set_answer,
+rename_label, undo_last, ...) and the runs API (create_run, add_metric_points, ...) live in
+``core/runs_store.py`` to keep both modules short; import them from here all the same.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        TypeDecorator, and_, case, create_engine, delete, event, func, insert, or_,
+                        select, update)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import StaticPool
+
+from core.config import database_url
+
+TASKS = ("classification", "qa")
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30
+_WRITE_OPTION = "spanlab_write"  # execution option: this connection's transactions write (BEGIN IMMEDIATE)
+
+
+# --- Errors -----------------------------------------------------------------------------------------
+
+class StorageError(Exception):
+    """Base class of every error this module raises on purpose."""
+
+
+class NotFoundError(StorageError):
+    """The dataset, example or run asked for does not exist."""
+
+
+class DuplicateNameError(StorageError):
+    """A dataset (or label) with that name already exists."""
+
+
+class StaleEditError(StorageError):
+    """The example changed since the caller read it; the caller must reload."""
+
+    def __init__(self, example_id: int, current_version: int, expected_version: int):
+        self.example_id, self.current_version, self.expected_version = example_id, current_version, expected_version
+        super().__init__(f"this example was changed elsewhere (version {current_version}, you had "
+                         f"{expected_version}): reload and try again (example id {example_id})")
+
+
+class InvalidEditError(StorageError):
+    """The requested change is not allowed (unknown label, answer not in the context, bad field, ...)."""
+
+
+# --- Schema (must match the newest migration in core/migrations/versions) ---------------------------
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC timestamps, hands back timezone-aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    task: Mapped[str] = mapped_column(String(20))
+    labels: Mapped[list] = mapped_column(JSON, default=list)
+    source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Example(Base):
+    __tablename__ = "examples"
+    __table_args__ = (Index("ix_examples_dataset_position", "dataset_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    split: Mapped[str | None] = mapped_column(String(20))
+    text: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(200))
+    context: Mapped[str | None] = mapped_column(Text)
+    question: Mapped[str | None] = mapped_column(Text)
+    answer_text: Mapped[str | None] = mapped_column(Text)
+    answer_start: Mapped[int | None] = mapped_column(Integer)
+    qid: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LabelEvent(Base):
+    __tablename__ = "label_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(40))
+    field: Mapped[str] = mapped_column(String(20))
+    old_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    dataset_name: Mapped[str] = mapped_column(String(200), index=True)
+    eval_dataset_name: Mapped[str | None] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    device: Mapped[str | None] = mapped_column(String(100))
+    precision: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int] = mapped_column(Integer, default=0)
+    best_metric_name: Mapped[str | None] = mapped_column(String(100))
+    best_metric: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    artifact_dir: Mapped[str | None] = mapped_column(Text)
+    train_samples_per_second: Mapped[float | None] = mapped_column(Float)
+    worker_host: Mapped[str | None] = mapped_column(String(255))  # who runs it: lets a restart spot dead owners
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class MetricPoint(Base):
+    __tablename__ = "metric_points"
+    __table_args__ = (Index("ix_metric_points_run_name", "run_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[float | None] = mapped_column(Float)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float | None] = mapped_column(Float)  # NULL stores NaN (a diverged loss)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Engine, migrations, sessions -------------------------------------------------------------------
+
+_engines: dict[str, tuple[Engine, Engine]] = {}  # url -> (engine, the same engine flagged for writing)
+_engines_lock = threading.Lock()
+
+
+def _create_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE writes."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:")  # one shared connection: for tests, not threads
+    if not in_memory:
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+                           **({"poolclass": StaticPool} if in_memory else {}))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _on_begin)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        # A deferred transaction that reads and then writes can fail at once with "database is locked"
+        # when another writer got in between; taking the write lock up front makes writers wait instead.
+        immediate = connection.get_execution_options().get(_WRITE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _alembic_config(connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    with engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """Bring the database at ``url`` (default: DATABASE_URL / SPANLAB_HOME) to ``revision``
+    ("head", "0001", "base", ...), downgrading when the database is newer than that."""
+    engine = _create_engine(url or database_url())
+    try:
+        with engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection:
+            config = _alembic_config(connection)
+            current = MigrationContext.configure(connection).get_current_revision()
+            script = ScriptDirectory.from_config(config)
+            older = {rev.revision for rev in script.iterate_revisions(current, "base")} if current else set()
+            older.discard(current)
+            if revision == "base" or revision in older:
+                command.downgrade(config, revision)
+            else:
+                command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for ``url`` (default: core.config.database_url()), created and migrated on first use."""
+    return _engine_pair(url)[0]
+
+
+def _engine_pair(url: str | None = None) -> tuple[Engine, Engine]:
+    url = url or database_url()
+    with _engines_lock:
+        pair = _engines.get(url)
+        if pair is None:
+            engine = _create_engine(url)
+            _upgrade(engine, "head")
+            pair = _engines[url] = (engine, engine.execution_options(**{_WRITE_OPTION: True}))
+    return pair
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's connections (tests, shutdown); the next call reopens them."""
+    with _engines_lock:
+        for engine, _ in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """A session for queries."""
+    with Session(_engine_pair()[0]) as session:
+        yield session
+
+
+@contextmanager
+def writing() -> Iterator[Session]:
+    """A session whose single transaction holds the write lock from the start and commits on exit."""
+    with Session(_engine_pair()[1], expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+# --- Datasets -------------------------------------------------------------------------------------
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def optional_str(value: Any) -> str | None:
+    """None for missing/blank values; numbers read from CSV (1.0) become '1'."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _clean_split(value: Any, row_number: int) -> str | None:
+    split = optional_str(value)
+    if split is None:
+        return None
+    split = SPLIT_ALIASES.get(split.lower(), split.lower())
+    if split not in SPLITS:
+        raise InvalidEditError(f"row {row_number}: split {value!r} is not one of {', '.join(SPLITS)} "
+                               "(or empty): fix the split column")
+    return split
+
+
+def _required_text(row: dict, key: str, row_number: int) -> str:
+    value = row.get(key)
+    if _is_missing(value) or not str(value).strip():
+        raise InvalidEditError(f"row {row_number}: '{key}' is empty: every row needs a {key}")
+    return str(value)
+
+
+def check_answer(context: str, answer_text: str, answer_start: Any, where: str) -> int:
+    """The validated start of ``answer_text`` in ``context`` (located when ``answer_start`` is missing)."""
+    if _is_missing(answer_start):
+        start = context.find(answer_text)
+        if start < 0:
+            raise InvalidEditError(f"{where}: the answer {answer_text!r} does not occur in the context")
+        return start
+    try:
+        start = int(answer_start)
+    except (TypeError, ValueError):
+        raise InvalidEditError(f"{where}: answer_start {answer_start!r} is not a whole number") from None
+    found = context[start:start + len(answer_text)] if start >= 0 else ""
+    if found != answer_text:
+        raise InvalidEditError(f"{where}: the answer {answer_text!r} is not at position {start} of the context "
+                               f"(found {found!r} there): select the answer in the context again")
+    return start
+
+
+def _classification_row(row: dict, row_number: int) -> dict:
+    return {"split": _clean_split(row.get("split"), row_number), "text": _required_text(row, "text", row_number),
+            "label": optional_str(row.get("label")), "context": None, "question": None,
+            "answer_text": None, "answer_start": None, "qid": None}
+
+
+def _qa_row(row: dict, row_number: int) -> dict:
+    context = _required_text(row, "context", row_number)
+    answer_text = None if _is_missing(row.get("answer_text")) else str(row["answer_text"])
+    answer_start = None
+    if answer_text:
+        answer_start = check_answer(context, answer_text, row.get("answer_start"), f"row {row_number}")
+    return {"split": _clean_split(row.get("split"), row_number), "text": None, "label": None,
+            "context": context, "question": _required_text(row, "question", row_number),
+            "answer_text": answer_text, "answer_start": answer_start, "qid": optional_str(row.get("qid"))}
+
+
+def _clean_label_list(labels: Sequence[Any]) -> list[str]:
+    cleaned: list[str] = []
+    for value in labels:
+        label = optional_str(value)
+        if label is None:
+            raise InvalidEditError(f"labels contain an empty value ({value!r}): every label needs a name")
+        if label not in cleaned:
+            cleaned.append(label)
+    return cleaned
+
+
+def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | None = None,
+                   source: str | None = None) -> dict:
+    """Store a new dataset and its rows (in order) in one transaction; returns the dataset dict.
+
+    Rows are numbered from 1 in error messages. Classification rows: {text, label?, split?};
+    QA rows: {context, question, answer_text?, answer_start?, qid?, split?} where answer_text "" means
+    unanswerable and a missing answer_start is looked up in the context. The label set is ``labels``
+    when given (every row label must be in it), else the sorted distinct labels of the rows.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InvalidEditError("a dataset needs a non-empty name")
+    if task not in TASKS:
+        raise InvalidEditError(f"unknown task {task!r}: use 'classification' or 'qa'")
+    make_row = _classification_row if task == "classification" else _qa_row
+    cleaned = [make_row(row, number) for number, row in enumerate(rows, start=1)]
+    if task == "qa":
+        if labels:
+            raise InvalidEditError("QA datasets have no label set: leave labels empty")
+        label_set: list[str] = []
+    elif labels is not None:
+        label_set = _clean_label_list(labels)
+        allowed = set(label_set)
+        for number, row in enumerate(cleaned, start=1):
+            if row["label"] is not None and row["label"] not in allowed:
+                raise InvalidEditError(f"row {number}: label {row['label']!r} is not in the label set "
+                                       f"{label_set}: add it to the labels or fix the row")
+    else:
+        label_set = sorted({row["label"] for row in cleaned if row["label"] is not None})
+    now = utcnow()
+    with writing() as session:
+        if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+            raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name or delete it first")
+        dataset = Dataset(name=name, task=task, labels=label_set, source=source, created_at=now)
+        session.add(dataset)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name") from None
+        for position, row in enumerate(cleaned):
+            row.update(dataset_id=dataset.id, position=position, version=1, updated_at=now)
+        if cleaned:
+            session.execute(insert(Example.__table__), cleaned)
+        labeled = sum(1 for row in cleaned if row["label" if task == "classification" else "answer_text"] is not None)
+        return _dataset_dict(dataset, len(cleaned), labeled)
+
+
+def _dataset_dict(dataset: Dataset, rows: int, labeled: int) -> dict:
+    return {"id": dataset.id, "name": dataset.name, "task": dataset.task, "labels": list(dataset.labels or []),
+            "source": dataset.source, "created_at": dataset.created_at, "rows": rows, "labeled": labeled}
+
+
+def _dataset_summaries(where=None) -> list[dict]:
+    is_labeled = or_(and_(Dataset.task == "qa", Example.answer_text.is_not(None)),
+                     and_(Dataset.task != "qa", Example.label.is_not(None)))
+    stmt = (select(Dataset, func.count(Example.id), func.count(case((is_labeled, 1))))
+            .outerjoin(Example, Example.dataset_id == Dataset.id).group_by(Dataset.id).order_by(Dataset.name))
+    if where is not None:
+        stmt = stmt.where(where)
+    with reading() as session:
+        return [_dataset_dict(dataset, rows, labeled) for dataset, rows, labeled in session.execute(stmt)]
+
+
+def list_datasets() -> list[dict]:
+    """Every dataset (by name) with its row count and how many rows are labeled/answered."""
+    return _dataset_summaries()
+
+
+def find_dataset(session: Session, ref: int | str) -> Dataset:
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        dataset = session.get(Dataset, ref)
+    elif isinstance(ref, str):
+        dataset = session.scalar(select(Dataset).where(Dataset.name == ref.strip()))
+    else:
+        raise InvalidEditError(f"a dataset is named by its id (int) or name (str), not {type(ref).__name__}")
+    if dataset is None:
+        names = session.scalars(select(Dataset.name).order_by(Dataset.name).limit(6)).all()
+        known = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "") if names else "none yet"
+        raise NotFoundError(f"no dataset {ref!r} (existing datasets: {known}): check the name or import it first")
+    return dataset
+
+
+def get_dataset(ref: int | str) -> dict:
+    """One dataset's dict (same keys as list_datasets), by id or name."""
+    with reading() as session:
+        dataset_id = find_dataset(session, ref).id
+    return _dataset_summaries(Dataset.id == dataset_id)[0]
+
+
+def delete_dataset(ref: int | str) -> None:
+    """Delete a dataset with its examples and label history; its runs stay, with dataset_id NULL."""
+    with writing() as session:
+        dataset_id = find_dataset(session, ref).id
+        session.execute(update(Run).where(Run.dataset_id == dataset_id).values(dataset_id=None))
+        session.execute(delete(LabelEvent).where(LabelEvent.dataset_id == dataset_id))
+        session.execute(delete(Example).where(Example.dataset_id == dataset_id))
+        session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+
+
+TASK_FIELDS = {"classification": ("text", "label"),
+               "qa": ("context", "question", "answer_text", "answer_start", "qid")}
+EXAMPLE_KEYS = ("id", "version", "position", "split")
+
+
+def load_examples(ref: int | str, split: str | None = None) -> list[dict]:
+    """The dataset's examples in import order (optionally one split) as dicts of id, version,
+    position, split and the task's fields."""
+    with reading() as session:
+        dataset = find_dataset(session, ref)
+        columns = [getattr(Example, key) for key in EXAMPLE_KEYS + TASK_FIELDS[dataset.task]]
+        stmt = select(*columns).where(Example.dataset_id == dataset.id).order_by(Example.position)
+        if split is not None:
+            stmt = stmt.where(Example.split == _clean_split(split, 0))
+        return [dict(row) for row in session.execute(stmt).mappings()]
+
+
+def examples_frame(ref: int | str) -> pd.DataFrame:
+    """load_examples(ref) as a DataFrame; the columns are the same even for an empty dataset."""
+    with reading() as session:
+        task = find_dataset(session, ref).task
+    frame = pd.DataFrame(load_examples(ref), columns=list(EXAMPLE_KEYS + TASK_FIELDS[task]))
+    if task == "qa":
+        frame["answer_start"] = frame["answer_start"].astype("Int64")
+    return frame
+
+
+# --- Labeling and runs: implemented in core/runs_store.py (which imports this module), served from here ---
+
+LABELING_API = ("set_label", "set_labels_bulk", "set_answer", "add_label", "rename_label", "undo_last",
+                "label_history")
+RUNS_API = ("create_run", "update_run", "add_metric_points", "get_run", "list_runs", "metric_frame",
+            "delete_run", "mark_interrupted")
+
+__all__ = ["StorageError", "NotFoundError", "DuplicateNameError", "StaleEditError", "InvalidEditError",
+           "get_engine", "migrate", "dispose_engines", "create_dataset", "list_datasets", "get_dataset",
+           "delete_dataset", "load_examples", "examples_frame", *LABELING_API, *RUNS_API]
+
+
+def __getattr__(name: str):
+    """``from core.storage import set_label, create_run`` works: those live in core.runs_store."""
+    if name in LABELING_API or name in RUNS_API:
+        from core import runs_store
+        return getattr(runs_store, name)
+    raise AttributeError(f"module 'core.storage' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Task-specific features, post-processing and metrics."""

@@ -1,0 +1,525 @@
+"""Fine-tuning: one readable path from a stored dataset to a saved Hugging Face model folder.
+
+``execute_run`` is what the job runner and the CLI call: it marks the run running, trains, records every
+logged loss/metric point in the database as it happens, keeps the best checkpoint (early stopping on the
+validation metric), saves it atomically as a standard HF folder and records the outcome — completed,
+cancelled, or failed with its message. Distributed data parallel comes from ``torchrun``/``accelerate launch``
+(WORLD_SIZE/RANK/LOCAL_RANK in the environment): rank 0 evaluates, logs and saves.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from core import config as spanlab_config
+from core import models, storage
+from core.tasks import classification as cls_task
+
+DEFAULT_LR = {"classification": 5e-5, "qa": 3e-5}
+DEFAULT_MAX_LENGTH = {"classification": 128, "qa": 384}
+METRIC_FOR_BEST = {"classification": "macro_f1", "qa": "f1"}
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run; ``None`` means "choose automatically from the data" (see ``resolve_defaults``)."""
+    dataset: str
+    model: str = models.DEFAULT_MODEL
+    eval_dataset: str | None = None
+    epochs: float | None = None
+    learning_rate: float | None = None
+    batch_size: int = 16
+    max_length: int | None = None
+    doc_stride: int = 128
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    device: str = "auto"
+    precision: str = "auto"
+    validation_fraction: float = 0.2
+    min_steps: int = 150          # few-shot data still gets enough optimizer steps to learn
+    max_steps: int | None = None  # hard cap (tests, quick trials)
+    eval_every: int | None = None  # steps between evaluations; default ~10 evaluations per run
+    patience: int = 5             # evaluations without improvement before stopping early
+    max_answer_length: int = 30
+    null_score_threshold: float = 0.0
+
+    def to_params(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict) -> "TrainConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in params.items() if k in known})
+
+
+class TrainingError(Exception):
+    """A problem with the data or settings, explained for the user."""
+
+
+@dataclass
+class Prepared:
+    task: str
+    labels: list[str]
+    train: list[dict]
+    validation: list[dict]
+    notes: list[str] = field(default_factory=list)
+    version_2: bool = False
+
+
+# ---------------------------------------------------------------- data
+
+def prepare_data(cfg: TrainConfig) -> Prepared:
+    """Training and validation examples: the dataset's own validation split, a named evaluation dataset, or a
+    stratified split of the labeled examples."""
+    info = storage.get_dataset(cfg.dataset)
+    task = info["task"]
+    examples = storage.load_examples(cfg.dataset)
+    usable = [e for e in examples if _is_labeled(e, task)]
+    notes = []
+    if task == "classification" and len(usable) < len(examples):
+        notes.append(f"{len(examples) - len(usable)} unlabeled rows left out of training")
+    if cfg.eval_dataset:
+        eval_info = storage.get_dataset(cfg.eval_dataset)
+        if eval_info["task"] != task:
+            raise TrainingError(f"Evaluation dataset '{cfg.eval_dataset}' is a {eval_info['task']} dataset; "
+                                f"'{cfg.dataset}' is {task}. Pick an evaluation dataset of the same task.")
+        validation = [e for e in storage.load_examples(cfg.eval_dataset) if _is_labeled(e, task)]
+        train = [e for e in usable if e.get("split") != "test"]
+    elif any(e.get("split") == "validation" for e in usable):
+        validation = [e for e in usable if e.get("split") == "validation"]
+        train = [e for e in usable if e.get("split") in (None, "", "train")]
+    else:
+        pool = [e for e in usable if e.get("split") != "test"]
+        if task == "classification":
+            train, validation = cls_task.split_train_validation(pool, cfg.validation_fraction, cfg.seed)
+        else:
+            train, validation = _split_qa_by_context(pool, cfg.validation_fraction, cfg.seed)
+    if not train:
+        raise TrainingError(f"Dataset '{cfg.dataset}' has no labeled training examples: label some rows first.")
+    labels = list(info["labels"]) if task == "classification" else []
+    if task == "classification":
+        present = sorted({e["label"] for e in train})
+        if len(present) < 2:
+            raise TrainingError(f"Training needs examples of at least 2 labels; '{cfg.dataset}' has labeled examples "
+                                f"of {present or 'none'}. Label some rows with another label first.")
+        labels = [lab for lab in labels if lab in present or any(e["label"] == lab for e in validation)]
+        unknown = sorted({e["label"] for e in validation} - set(labels))
+        if unknown:
+            raise TrainingError(f"The evaluation data has labels the training data lacks: {unknown}. "
+                                "Add training examples for them or remove them from the evaluation data.")
+    if not validation:
+        notes.append("no validation examples (too few labeled rows): the last checkpoint is kept, no early stopping")
+    version_2 = task == "qa" and any(e["answer_text"] == "" for e in train + validation)
+    return Prepared(task, labels, train, validation, notes, version_2)
+
+
+def _is_labeled(example: dict, task: str) -> bool:
+    if task == "classification":
+        return bool(example.get("label"))
+    return example.get("answer_text") is not None
+
+
+def _split_qa_by_context(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Hold out whole contexts so validation questions are about passages never seen in training."""
+    contexts = sorted({e["context"] for e in examples})
+    if len(contexts) < 2:
+        return examples, []
+    random.Random(seed).shuffle(contexts)
+    n_val = min(len(contexts) - 1, max(1, round(len(contexts) * fraction)))
+    held = set(contexts[:n_val])
+    return [e for e in examples if e["context"] not in held], [e for e in examples if e["context"] in held]
+
+
+def encode(prepared: Prepared, examples: list[dict], tokenizer, cfg: TrainConfig, for_eval: bool) -> list[dict]:
+    """Token features, one dict per feature, unpadded."""
+    from core.tasks import qa as qa_task
+    if prepared.task == "classification":
+        return cls_task.encode([e["text"] for e in examples], [e["label"] for e in examples], prepared.labels,
+                               tokenizer, cfg.max_length)
+    questions = [e["question"] for e in examples]
+    contexts = [e["context"] for e in examples]
+    if for_eval:
+        enc = qa_task.prepare_eval_features(questions, contexts, tokenizer, cfg.max_length, cfg.doc_stride)
+    else:
+        enc = qa_task.prepare_train_features(questions, contexts, [e["answer_text"] for e in examples],
+                                             [e["answer_start"] for e in examples], tokenizer, cfg.max_length,
+                                             cfg.doc_stride)
+    keys = list(enc.keys())
+    return [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
+
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+TARGETS = ("labels", "start_positions", "end_positions")
+
+
+def collate(features: list[dict], pad_id: int, multiple_of: int = 1):
+    """Pad a batch to its own longest row (rounded up to ``multiple_of`` for tensor cores)."""
+    import torch
+    longest = max(len(f["input_ids"]) for f in features)
+    longest = int(math.ceil(longest / multiple_of) * multiple_of)
+    batch = {}
+    for key in MODEL_INPUTS:
+        if key not in features[0]:
+            continue
+        fill = pad_id if key == "input_ids" else 0
+        batch[key] = torch.tensor([list(f[key]) + [fill] * (longest - len(f[key])) for f in features])
+    for key in TARGETS:
+        if key in features[0]:
+            batch[key] = torch.tensor([f[key] for f in features])
+    return batch
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar lengths (megabatches of 50 batches sorted by length), so padding is small."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    mega = batch_size * 50
+    batches = []
+    for i in range(0, len(order), mega):
+        chunk = sorted(order[i:i + mega], key=lambda j: -lengths[j])
+        batches.extend(chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+# ---------------------------------------------------------------- schedule defaults
+
+def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_size: int) -> TrainConfig:
+    """Fill the automatic settings. Small models tolerate (and need) a larger learning rate; few-shot data gets
+    at least ``min_steps`` optimizer steps."""
+    cfg = TrainConfig(**asdict(cfg))
+    if cfg.learning_rate is None:
+        cfg.learning_rate = DEFAULT_LR[task] * (2 if hidden_size < 768 else 1)
+    steps_per_epoch = max(1, math.ceil(n_train_features / cfg.batch_size))
+    if cfg.epochs is None:
+        cfg.epochs = 3.0 if task == "classification" else 2.0
+        if steps_per_epoch * cfg.epochs < cfg.min_steps:
+            cfg.epochs = float(math.ceil(cfg.min_steps / steps_per_epoch))
+    return cfg
+
+
+# ---------------------------------------------------------------- the run
+
+class MetricWriter:
+    """Buffers metric points and writes them to the database at most every ``interval`` seconds."""
+
+    def __init__(self, run_id: int, interval: float = 1.0):
+        self.run_id, self.interval, self.buffer, self.last = run_id, interval, [], 0.0
+
+    def add(self, step: int, epoch: float, values: dict, force: bool = False, **run_fields):
+        self.buffer.extend({"step": step, "epoch": round(epoch, 4), "name": k, "value": float(v)}
+                           for k, v in values.items())
+        if force or time.monotonic() - self.last >= self.interval:
+            self.flush(step=step, **run_fields)
+
+    def flush(self, **run_fields):
+        if self.buffer:
+            storage.add_metric_points(self.run_id, self.buffer)
+            self.buffer = []
+        if run_fields:
+            storage.update_run(self.run_id, **run_fields)
+        self.last = time.monotonic()
+
+
+def execute_run(run_id: int, cancel: threading.Event | None = None, progress=None) -> dict:
+    """Train run ``run_id`` (its params are a TrainConfig) and record the outcome. Never raises for a training
+    failure: the run is marked failed with the message. KeyboardInterrupt marks it interrupted and re-raises."""
+    cancel = cancel or threading.Event()
+    run = storage.get_run(run_id)
+    cfg = TrainConfig.from_params(run["params"])
+    storage.update_run(run_id, status="running", started_at=_now(), error=None)
+    try:
+        outcome = _train(run_id, cfg, cancel, progress)
+    except KeyboardInterrupt:
+        storage.update_run(run_id, status="interrupted", error="stopped by Ctrl-C", finished_at=_now())
+        raise
+    except Exception as exc:  # recorded, not raised: the runner goes on with the next run
+        message = describe_error(exc)
+        _write_traceback(run_id)
+        storage.update_run(run_id, status="failed", error=message, finished_at=_now())
+        return {"run": run_id, "status": "failed", "error": message}
+    storage.update_run(run_id, finished_at=_now(), **outcome)
+    return {"run": run_id, **outcome}
+
+
+def describe_error(exc: Exception) -> str:
+    """A sentence for the user instead of a stack trace."""
+    if isinstance(exc, (TrainingError, models.ModelUnavailable, storage.StorageError)):
+        return str(exc)
+    text = str(exc)
+    if "out of memory" in text.lower():
+        return ("Out of memory while training: lower the batch size or the max length, or use a smaller model. "
+                f"({text.splitlines()[0][:200]})")
+    return f"{type(exc).__name__}: {text[:500]}"
+
+
+def _write_traceback(run_id: int) -> None:
+    try:
+        folder = spanlab_config.runs_dir() / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"run-{run_id}-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+    except OSError:
+        pass
+
+
+def _now():
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc)
+
+
+def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> dict:
+    import numpy as np
+    import torch
+    from transformers import get_linear_schedule_with_warmup, set_seed
+
+    dist = _distributed()
+    is_main = dist["rank"] == 0
+    prepared = prepare_data(cfg)
+    cfg.max_length = cfg.max_length or DEFAULT_MAX_LENGTH[prepared.task]
+    device, precision = models.choose_device(cfg.device if dist["world"] == 1 else f"cuda:{dist['local_rank']}",
+                                             cfg.precision)
+    if dist["world"] > 1 and not torch.cuda.is_available():
+        device = "cpu"
+    resolved = models.resolve(cfg.model)
+    notes = prepared.notes + resolved.notes
+    tokenizer = models.load_tokenizer(resolved.folder, notes)
+    set_seed(cfg.seed)
+    model = models.load_model(resolved.folder, prepared.task, prepared.labels)
+    train_features = encode(prepared, prepared.train, tokenizer, cfg, for_eval=False)
+    cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size)
+    steps_per_epoch = math.ceil(len(train_features) / cfg.batch_size / dist["world"])
+    total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    eval_every = cfg.eval_every or max(1, math.ceil(total_steps / 10))
+    log_every = max(1, min(10, total_steps // 50))
+    storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
+                       params={**cfg.to_params(), "notes": notes, "version_2": prepared.version_2,
+                               "labels": prepared.labels, "n_train": len(prepared.train),
+                               "n_validation": len(prepared.validation), "world_size": dist["world"]})
+
+    model.to(device)
+    train_model = model
+    if dist["world"] > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist["local_rank"]] if device.startswith("cuda") else None)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.startswith("cuda"))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * cfg.warmup_ratio), total_steps)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    pad_id = tokenizer.pad_token_id or 0
+    multiple = 8 if device.startswith("cuda") else 1
+    lengths = [len(f["input_ids"]) for f in train_features]
+    rng = random.Random(cfg.seed)
+    evaluator = Evaluator(prepared, tokenizer, cfg, device, amp_dtype) if is_main and prepared.validation else None
+    writer = MetricWriter(run_id)
+    metric_name = METRIC_FOR_BEST[prepared.task]
+    best = {"value": None, "step": 0, "state": None, "metrics": {}}
+    bad_evals, step, samples, train_time, window = 0, 0, 0, 0.0, []
+    started = time.monotonic()
+    stop_reason = None
+
+    model.train()
+    while step < total_steps and stop_reason is None:
+        batches = length_grouped_batches(lengths, cfg.batch_size * dist["world"], rng)
+        for batch_ids in batches:
+            batch_ids = batch_ids[dist["rank"]::dist["world"]] or batch_ids[:1]
+            if cancel.is_set():
+                stop_reason = "cancelled"
+                break
+            t0 = time.perf_counter()
+            batch = {k: v.to(device, non_blocking=True)
+                     for k, v in collate([train_features[i] for i in batch_ids], pad_id, multiple).items()}
+            with torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype or torch.float32,
+                                enabled=amp_dtype is not None):
+                loss = train_model(**batch).loss
+            if scaler:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            samples += len(batch_ids) * dist["world"]
+            window.append(loss.item())
+            train_time += time.perf_counter() - t0
+            epoch = step / steps_per_epoch
+            if is_main and (step % log_every == 0 or step == total_steps):
+                writer.add(step, epoch, {"train/loss": sum(window) / len(window),
+                                         "learning_rate": scheduler.get_last_lr()[0]})
+                window = []
+                if progress:
+                    progress(step, total_steps)
+            if evaluator and (step % eval_every == 0 or step == total_steps):
+                scores = evaluator.evaluate(model)
+                model.train()
+                writer.add(step, epoch, {f"eval/{k}": v for k, v in scores.items() if _is_number(v)}, force=True)
+                if best["value"] is None or scores[metric_name] > best["value"]:
+                    best = {"value": scores[metric_name], "step": step, "metrics": scores,
+                            "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                    if bad_evals >= cfg.patience:
+                        stop_reason = "early_stopped"
+            if dist["world"] > 1:
+                stop_reason = _agree_on_stop(stop_reason, device)
+            if step >= total_steps or stop_reason:
+                break
+    writer.flush(step=step)
+
+    outcome = {"status": "cancelled" if stop_reason == "cancelled" else "completed",
+               "train_samples_per_second": samples / train_time if train_time else None,
+               "step": step}
+    if not is_main:
+        return outcome
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    final = dict(best["metrics"])
+    if evaluator and best["state"] is None:
+        final = evaluator.evaluate(model)
+    artifact = None
+    if stop_reason != "cancelled" or best["state"] is not None:
+        artifact = save_model_folder(run_id, model, tokenizer, prepared, cfg, resolved.ref, final)
+    final.update({"best_step": best["step"], "train_seconds": round(train_time, 3),
+                  "wall_seconds": round(time.monotonic() - started, 3), "stopped": stop_reason or "finished"})
+    outcome.update(metrics=final, artifact_dir=str(artifact) if artifact else None,
+                   best_metric_name=metric_name if metric_name in final else None,
+                   best_metric=final.get(metric_name))
+    if stop_reason == "cancelled":
+        outcome["error"] = "cancelled by the user" + (" (best checkpoint so far kept)" if artifact else "")
+    return outcome
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _distributed() -> dict:
+    """Rank info from torchrun / accelerate launch; initialises the process group once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    info = {"world": world, "rank": int(os.environ.get("RANK", "0")), "local_rank": int(os.environ.get("LOCAL_RANK", "0"))}
+    if world > 1:
+        import torch
+        import torch.distributed as torch_dist
+        if not torch_dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            torch_dist.init_process_group(backend)
+            if torch.cuda.is_available():
+                torch.cuda.set_device(info["local_rank"])
+    return info
+
+
+def _agree_on_stop(reason: str | None, device: str) -> str | None:
+    """All ranks stop together if any rank (rank 0 decides early stopping, any rank may be cancelled) wants to."""
+    import torch
+    import torch.distributed as torch_dist
+    flag = torch.tensor([0 if reason is None else (2 if reason == "cancelled" else 1)],
+                        device=device if device.startswith("cuda") else "cpu")
+    torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
+    return {0: None, 1: "early_stopped", 2: "cancelled"}[int(flag.item())]
+
+
+class Evaluator:
+    """Validation metrics for the model as it trains (and for ``evaluate`` on any dataset)."""
+
+    def __init__(self, prepared: Prepared, tokenizer, cfg: TrainConfig, device: str, amp_dtype=None,
+                 examples: list[dict] | None = None):
+        self.prepared, self.tokenizer, self.cfg, self.device, self.amp_dtype = prepared, tokenizer, cfg, device, amp_dtype
+        self.examples = examples if examples is not None else prepared.validation
+        self.features = encode(prepared, self.examples, tokenizer, cfg, for_eval=True)
+
+    def logits(self, model, batch_size: int = 64):
+        """Per-feature logits (classification: [n, labels]; qa: start/end padded to max_length)."""
+        import numpy as np
+        import torch
+        model.eval()
+        order = sorted(range(len(self.features)), key=lambda i: len(self.features[i]["input_ids"]))
+        pad_id = self.tokenizer.pad_token_id or 0
+        outputs = [None] * len(order)
+        with torch.inference_mode(), torch.autocast(device_type=self.device.split(":")[0],
+                                                    dtype=self.amp_dtype or torch.float32,
+                                                    enabled=self.amp_dtype is not None):
+            for i in range(0, len(order), batch_size):
+                ids = order[i:i + batch_size]
+                batch = {k: v.to(self.device) for k, v in collate([self.features[j] for j in ids], pad_id).items()
+                         if k in MODEL_INPUTS}
+                out = model(**batch)
+                if self.prepared.task == "classification":
+                    rows = out.logits.float().cpu().numpy()
+                else:
+                    rows = list(zip(out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()))
+                for j, row in zip(ids, rows):
+                    outputs[j] = row
+        if self.prepared.task == "classification":
+            return np.stack(outputs) if outputs else np.zeros((0, len(self.prepared.labels)))
+        width = max((len(f["input_ids"]) for f in self.features), default=1)
+        start = np.full((len(outputs), width), -1e4, dtype=np.float32)
+        end = np.full((len(outputs), width), -1e4, dtype=np.float32)
+        for i, (s, e) in enumerate(outputs):
+            n = len(self.features[i]["input_ids"])
+            start[i, :n], end[i, :n] = s[:n], e[:n]
+        return start, end
+
+    def evaluate(self, model) -> dict:
+        from core.tasks import qa as qa_task
+        if self.prepared.task == "classification":
+            logits = self.logits(model)
+            label_ids = {name: i for i, name in enumerate(self.prepared.labels)}
+            truth = [label_ids[e["label"]] for e in self.examples]
+            return cls_task.metrics(truth, logits.argmax(-1).tolist(), self.prepared.labels)
+        start, end = self.logits(model)
+        features = {k: [f[k] for f in self.features] for k in ("example_index", "offset_mapping")}
+        answers = qa_task.postprocess_predictions(
+            [e["context"] for e in self.examples], features, start, end,
+            max_answer_length=self.cfg.max_answer_length, version_2=self.prepared.version_2,
+            null_score_diff_threshold=self.cfg.null_score_threshold)
+        predictions = [a[0]["answer"] if a else "" for a in answers]
+        references = [[e["answer_text"]] for e in self.examples]
+        return qa_task.squad_metrics(predictions, references)
+
+
+def save_model_folder(run_id: int, model, tokenizer, prepared: Prepared, cfg: TrainConfig, base_model: str,
+                      metrics: dict) -> Path:
+    """Write the model as a standard HF folder, atomically (temp folder + rename): plain ``transformers`` loads it."""
+    final = spanlab_config.runs_dir() / f"run-{run_id}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".run-{run_id}-", dir=spanlab_config.runs_dir()))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        meta = {"task": prepared.task, "labels": prepared.labels, "base_model": base_model, "run": run_id,
+                "max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
+                "max_answer_length": cfg.max_answer_length, "version_2": prepared.version_2,
+                "null_score_threshold": cfg.null_score_threshold,
+                "metrics": {k: v for k, v in metrics.items() if _is_number(v)}}
+        (tmp / "spanlab.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

@@ -1,0 +1,124 @@
+"""The headless CLI's contract: --json prints one JSON object as the last stdout line; user mistakes exit 2 on stderr
+without a traceback; every capability is reachable (import, datasets, export, train, evaluate, predict, runs)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core.__main__ import main
+from tests.conftest import qa_rows, sentiment_rows
+
+
+def cli(capsys, *args) -> tuple[int, dict, str]:
+    code = main([*args, "--json"])
+    out, err = capsys.readouterr()
+    last = out.strip().splitlines()[-1]
+    return code, json.loads(last), err
+
+
+def write_csv(path, rows, fields):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in fields})
+    return path
+
+
+def test_classification_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
+    data = write_csv(tmp_path / "reviews.csv",
+                     [{"Sentence": r["text"], "Category": r["label"]} for r in sentiment_rows(8)], ["Sentence", "Category"])
+    code, out, _ = cli(capsys, "import", str(data), "--task", "classification")
+    assert code == 0 and out["dataset"] == "reviews" and out["rows"] == 16 and out["warnings"] == []
+
+    code, out, _ = cli(capsys, "datasets")
+    assert [d["name"] for d in out["datasets"]] == ["reviews"]
+
+    code, out, err = cli(capsys, "train", "--dataset", "reviews", "--eval-dataset", "reviews", "--model",
+                         str(tiny_model_dir), "--lr", "2e-3", "--batch-size", "8", "--max-steps", "60",
+                         "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    assert out["status"] == "completed" and out["metrics"]["accuracy"] >= 0.9
+    assert out["train_samples_per_second"] > 0 and isinstance(out["run"], int)
+    run = out["run"]
+
+    code, out, _ = cli(capsys, "evaluate", str(run), "--dataset", "reviews")
+    assert code == 0 and set(out["metrics"]) >= {"accuracy", "macro_f1"} and out["metrics"]["accuracy"] >= 0.9
+
+    code, out, _ = cli(capsys, "predict", str(run), "--text", "great film")
+    assert out["labels"][0]["label"] == "positive"
+    assert abs(sum(p["score"] for p in out["labels"]) - 1) < 1e-4
+
+    texts = write_csv(tmp_path / "new.csv", [{"text": "awful food"}, {"text": "perfect food"}], ["text"])
+    code, out, _ = cli(capsys, "predict", str(run), "--file", str(texts))
+    assert [p["label"] for p in out["predictions"]] == ["negative", "positive"]
+
+    code, out, _ = cli(capsys, "runs")
+    assert out["runs"][0]["id"] == run and out["runs"][0]["status"] == "completed"
+    code, out, _ = cli(capsys, "runs", "show", str(run))
+    assert out["run"]["params"]["batch_size"] == 8 and "train/loss" in out["curves"]
+
+    export = tmp_path / "out.csv"
+    code, out, _ = cli(capsys, "export", "reviews", "--format", "csv", "--out", str(export))
+    assert code == 0 and export.read_bytes().count(b"\n") >= 17
+
+
+def test_qa_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
+    data = write_csv(tmp_path / "faq.csv", qa_rows(), ["context", "question", "answer_text", "answer_start"])
+    code, out, _ = cli(capsys, "import", str(data), "--task", "qa", "--name", "faq")
+    assert code == 0 and out["rows"] == 8
+    code, out, err = cli(capsys, "train", "--dataset", "faq", "--eval-dataset", "faq", "--model", str(tiny_model_dir),
+                         "--lr", "1e-3", "--batch-size", "8", "--max-steps", "60", "--max-length", "64",
+                         "--doc-stride", "16", "--device", "cpu", "--no-progress")
+    assert code == 0 and out["status"] == "completed", err
+    run = out["run"]
+    code, out, _ = cli(capsys, "evaluate", str(run), "--dataset", "faq")
+    assert out["metrics"]["f1"] >= 90.0 and 0 <= out["metrics"]["exact_match"] <= 100
+    context = qa_rows()[2]["context"]
+    code, out, _ = cli(capsys, "predict", str(run), "--question", "who founded globex ?", "--context", context,
+                       "--top-k", "3")
+    answers = out["answers"]
+    assert answers[0]["answer"] == "bob" and len(answers) <= 3
+    assert all(context[a["start"]:a["end"]] == a["answer"] for a in answers)
+
+    squad = tmp_path / "faq.json"
+    code, out, _ = cli(capsys, "export", "faq", "--format", "squad", "--out", str(squad))
+    assert json.loads(squad.read_text())["data"]
+
+
+def test_bad_import_names_the_row_and_writes_nothing(spanlab_home, tmp_path, capsys):
+    rows = qa_rows()
+    rows[3] = {**rows[3], "answer_text": "zürich"}  # not in its context
+    data = write_csv(tmp_path / "bad.csv", rows, ["context", "question", "answer_text", "answer_start"])
+    code, out, err = cli(capsys, "import", str(data), "--task", "qa")
+    assert code == 2
+    assert "line 5" in err and "answer" in err and "Traceback" not in err
+    assert out["problems"] and "error" in out
+    code, out, _ = cli(capsys, "datasets")
+    assert out["datasets"] == []
+
+
+def test_user_mistakes_exit_2_without_traceback(spanlab_home, tmp_path):
+    env = {**os.environ, "SPANLAB_HOME": str(spanlab_home), "HF_HUB_OFFLINE": "1"}
+    for args in (["train", "--dataset", "nope", "--json"],
+                 ["import", str(tmp_path / "missing.csv"), "--task", "qa", "--json"],
+                 ["predict", "999", "--text", "hi", "--json"]):
+        proc = subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env,
+                              cwd=os.path.dirname(os.path.dirname(__file__)), timeout=120)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
+        assert "error" in json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_offline_hub_model_fails_fast_naming_the_builtin(spanlab_home, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = write_csv(tmp_path / "r.csv", sentiment_rows(4), ["text", "label"])
+    cli(capsys, "import", str(data), "--task", "classification")
+    code, out, err = cli(capsys, "train", "--dataset", "r", "--no-progress")  # default model: SpanBERT from the hub
+    assert code == 1 and out["status"] == "failed"
+    assert "builtin-minilm" in out["error"]

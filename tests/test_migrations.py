@@ -1,0 +1,97 @@
+"""Tests for the Alembic migrations in core/migrations (run programmatically by core.storage)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+from core import storage
+
+HEAD = "0003"
+
+
+@pytest.fixture
+def old_database(tmp_path, monkeypatch):
+    """A database migrated only to 0001 holding one dataset with an edit and one run with points."""
+    monkeypatch.setenv("SPANLAB_HOME", str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    storage.migrate(url, "0001")
+    now = datetime(2024, 5, 1, 12, 0, 0)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO datasets (id, name, task, labels, source, created_at) "
+                                "VALUES (1, 'reviews', 'classification', '[\"neg\", \"pos\"]', 'r.csv', :now)"),
+                           {"now": now})
+        connection.execute(text("INSERT INTO examples (id, dataset_id, position, split, text, label, updated_at) "
+                                "VALUES (:id, 1, :pos, 'train', :text, :label, :now)"),
+                           [{"id": 1, "pos": 0, "text": "great", "label": "pos", "now": now},
+                            {"id": 2, "pos": 1, "text": "awful", "label": None, "now": now}])
+        connection.execute(text("INSERT INTO label_events (dataset_id, example_id, actor, field, old_value, "
+                                "new_value, created_at, undone) VALUES (1, 1, 'user', 'label', 'null', '\"pos\"', "
+                                ":now, 0)"), {"now": now})
+        connection.execute(text("INSERT INTO runs (id, dataset_id, dataset_name, task, model, params, status, "
+                                "created_at, step, total_steps, metrics) VALUES (1, 1, 'reviews', 'classification', "
+                                "'tiny', '{\"lr\": 0.001}', 'completed', :now, 4, 4, '{\"eval/accuracy\": 0.5}')"),
+                           {"now": now})
+        connection.execute(text("INSERT INTO metric_points (run_id, step, epoch, name, value, created_at) "
+                                "VALUES (1, 4, 1.0, 'eval/accuracy', 0.5, :now)"), {"now": now})
+        columns = {c["name"] for c in inspect(connection).get_columns("examples")}
+    engine.dispose()
+    assert "version" not in columns
+    yield url
+    storage.dispose_engines()
+
+
+def _revision(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_0001_keeps_data_and_new_columns_work(old_database):
+    # first use through core.storage upgrades the database to head
+    assert storage.get_dataset("reviews")["rows"] == 2
+    assert _revision(old_database) == HEAD
+
+    dataset = storage.get_dataset("reviews")
+    assert (dataset["labels"], dataset["labeled"], dataset["source"]) == (["neg", "pos"], 1, "r.csv")
+    examples = storage.load_examples("reviews")
+    assert [(e["text"], e["label"], e["version"]) for e in examples] == [("great", "pos", 1), ("awful", None, 1)]
+    assert storage.label_history("reviews")[0]["new_value"] == "pos"
+
+    assert storage.set_label(2, "neg", expected_version=1) == 2  # examples.version is usable
+    with pytest.raises(storage.StaleEditError):
+        storage.set_label(2, "pos", expected_version=1)
+    undone = storage.undo_last("reviews")
+    assert undone["example_id"] == 2 and undone["restored"] is None
+
+    run = storage.get_run(1)
+    assert (run["params"], run["metrics"], run["train_samples_per_second"], run["worker_pid"]) == \
+        ({"lr": 0.001}, {"eval/accuracy": 0.5}, None, None)
+    storage.update_run(1, train_samples_per_second=42.0, worker_host="box", worker_pid=7)  # new columns usable
+    assert storage.get_run(1)["train_samples_per_second"] == 42.0
+    assert (storage.get_run(1)["worker_host"], storage.get_run(1)["worker_pid"]) == ("box", 7)
+    assert storage.metric_frame(1)["value"].tolist() == [0.5]
+
+
+def test_downgrade_to_0001_and_back_keeps_rows(old_database):
+    storage.migrate(old_database)
+    storage.migrate(old_database, "0001")
+    assert _revision(old_database) == "0001"
+    storage.migrate(old_database, "head")
+    assert [e["text"] for e in storage.load_examples("reviews")] == ["great", "awful"]
+
+
+def test_orm_models_match_the_migrated_schema(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPANLAB_HOME", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with storage.get_engine().connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), storage.Base.metadata) == []
+    storage.dispose_engines()

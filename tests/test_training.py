@@ -1,0 +1,144 @@
+"""Training end to end on tiny models: it learns, saves a plain-transformers folder, records everything,
+and cancel / failure / interruption leave the run in an honest state."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from core import storage
+from core.runner import JobRunner
+from core.training import TrainConfig, execute_run, length_grouped_batches, resolve_defaults
+from tests.conftest import qa_rows, sentiment_rows
+
+
+def _run(cfg: TrainConfig, **kwargs) -> dict:
+    info = storage.get_dataset(cfg.dataset)
+    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
+    execute_run(run_id, **kwargs)
+    return storage.get_run(run_id)
+
+
+def test_classification_learns_and_saves_standard_folder(spanlab_home, tiny_model_dir):
+    storage.create_dataset("sentiment", "classification", sentiment_rows(8))
+    cfg = TrainConfig(dataset="sentiment", eval_dataset="sentiment", model=str(tiny_model_dir), learning_rate=2e-3,
+                      batch_size=8, max_steps=60, eval_every=20, device="cpu", seed=1)
+    run = _run(cfg)
+    assert run["status"] == "completed", run["error"]
+    assert run["metrics"]["accuracy"] >= 0.9
+    assert run["best_metric_name"] == "macro_f1" and run["best_metric"] >= 0.9
+    assert run["device"] == "cpu" and run["precision"] == "fp32"
+    assert run["train_samples_per_second"] > 0
+
+    points = storage.metric_frame(run["id"])
+    loss = points[points.name == "train/loss"].sort_values("step").value.tolist()
+    assert len(loss) >= 5 and loss[-1] < loss[0]
+    assert len(points[points.name == "eval/accuracy"]) == 3
+
+    # plain transformers loads the saved folder, with the label names
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    model = AutoModelForSequenceClassification.from_pretrained(run["artifact_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(run["artifact_dir"])
+    assert set(model.config.id2label.values()) == {"negative", "positive"}
+    logits = model(**tokenizer(["great film"], return_tensors="pt")).logits
+    assert model.config.id2label[int(logits.argmax())] == "positive"
+    with open(os.path.join(run["artifact_dir"], "spanlab.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    assert meta["task"] == "classification" and meta["labels"] == ["negative", "positive"]
+    assert not [p for p in os.listdir(spanlab_home / "runs") if p.startswith(".run-")]  # no temp folder left
+
+
+def test_qa_learns_spans(spanlab_home, tiny_model_dir):
+    storage.create_dataset("capitals", "qa", qa_rows())
+    cfg = TrainConfig(dataset="capitals", eval_dataset="capitals", model=str(tiny_model_dir), learning_rate=1e-3,
+                      batch_size=8, max_steps=60, eval_every=20, max_length=64, doc_stride=16, device="cpu")
+    run = _run(cfg)
+    assert run["status"] == "completed", run["error"]
+    assert run["metrics"]["f1"] >= 90.0
+    from core.inference import load_predictor
+    predictor = load_predictor(run["id"])
+    context = qa_rows()[0]["context"]
+    answer = predictor.predict("who founded acme ?", context, top_k=3)
+    assert answer[0]["answer"] == "alice"
+    assert all(context[a["start"]:a["end"]] == a["answer"] for a in answer)
+
+
+def test_cancel_stops_within_a_step_and_is_recorded(spanlab_home, tiny_model_dir):
+    storage.create_dataset("sentiment", "classification", sentiment_rows(8))
+    cancel = threading.Event()
+    steps = []
+
+    def progress(step, total):
+        steps.append(step)
+        cancel.set()
+
+    cfg = TrainConfig(dataset="sentiment", model=str(tiny_model_dir), batch_size=4, max_steps=500, eval_every=1000,
+                      device="cpu")
+    run = _run(cfg, cancel=cancel, progress=progress)
+    assert run["status"] == "cancelled"
+    assert run["step"] <= steps[0] + 1
+    assert run["finished_at"] is not None
+
+
+def test_runner_queues_runs_and_cancels_queued(spanlab_home, tiny_model_dir):
+    storage.create_dataset("sentiment", "classification", sentiment_rows(4))
+    runner = JobRunner()
+    cfg = TrainConfig(dataset="sentiment", model=str(tiny_model_dir), batch_size=4, max_steps=15, device="cpu")
+    first, second = runner.submit(cfg), runner.submit(cfg)
+    runner.cancel(second)
+    assert runner.wait(first, timeout=120)["status"] == "completed"
+    assert runner.wait(second, timeout=120)["status"] == "cancelled"
+
+
+def test_failures_are_recorded_with_a_message(spanlab_home, tiny_model_dir):
+    storage.create_dataset("one-label", "classification", [{"text": "good movie", "label": "positive"},
+                                                             {"text": "bad movie", "label": "positive"}])
+    run = _run(TrainConfig(dataset="one-label", model=str(tiny_model_dir), device="cpu"))
+    assert run["status"] == "failed" and "at least 2 labels" in run["error"]
+
+    storage.create_dataset("sentiment", "classification", sentiment_rows(2))
+    run = _run(TrainConfig(dataset="sentiment", model=str(tiny_model_dir / "missing" / "x"), device="cpu"))
+    assert run["status"] == "failed" and "does not exist" in run["error"]
+
+
+def test_killed_training_process_is_marked_interrupted(spanlab_home, tiny_model_dir):
+    """A run whose process dies stays 'running' in the database until the next start marks it interrupted."""
+    storage.create_dataset("sentiment", "classification", sentiment_rows(4))
+    code = (
+        "import os, signal, threading\n"
+        "from core import storage\n"
+        "from core.training import TrainConfig, execute_run\n"
+        f"cfg = TrainConfig(dataset='sentiment', model={str(tiny_model_dir)!r}, batch_size=2, max_steps=10000, device='cpu')\n"
+        "rid = storage.create_run('sentiment', 'classification', cfg.model, cfg.to_params())\n"
+        "def die(step, total):\n"
+        "    if step >= 3: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "execute_run(rid, progress=die)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ}, cwd=os.getcwd(), timeout=300)
+    assert proc.returncode == -9
+    [run] = storage.list_runs()
+    assert run["status"] == "running"
+    JobRunner()  # what the app / CLI does at start
+    run = storage.get_run(run["id"])
+    assert run["status"] == "interrupted" and run["error"]
+
+
+def test_automatic_defaults_give_few_shot_data_enough_steps():
+    cfg = resolve_defaults(TrainConfig(dataset="x"), "classification", n_train_features=16, hidden_size=384)
+    assert cfg.epochs * 1 >= cfg.min_steps  # one batch per epoch -> at least min_steps epochs
+    assert cfg.learning_rate == pytest.approx(1e-4)
+    big = resolve_defaults(TrainConfig(dataset="x"), "classification", n_train_features=100_000, hidden_size=768)
+    assert big.epochs == 3.0 and big.learning_rate == pytest.approx(5e-5)
+
+
+def test_length_grouped_batches_cover_every_example_once():
+    import random
+    lengths = [random.Random(i).randint(1, 300) for i in range(1000)]
+    batches = length_grouped_batches(lengths, 16, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 40  # batches hold similar lengths, so dynamic padding pads little
