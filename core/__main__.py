@@ -198,6 +198,7 @@ def cmd_evaluate(args) -> dict:
 
 def cmd_predict(args) -> dict:
     from core import importing, inference
+    args.run = int(args.run) if str(args.run).isdigit() else args.run
     predictor = inference.load_predictor(args.run)
     if args.file:
         result = importing.load_file(Path(args.file), predictor.task, filename=Path(args.file).name)

@@ -54,6 +54,7 @@ class _Predictor:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
         self.folder, self.meta = folder, meta
+        models.quiet()
         self.device, _ = models.choose_device(device, "fp32")
         self.tokenizer = models.load_tokenizer(folder)
         auto = AutoModelForQuestionAnswering if self.task == "qa" else AutoModelForSequenceClassification

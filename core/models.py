@@ -187,6 +187,7 @@ def load_model(folder: Path, task: str, labels: list[str] | None = None):
     from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    quiet()
     common = dict(dtype=torch.float32, trust_remote_code=False)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected when fine-tuning
@@ -201,6 +202,12 @@ def load_model(folder: Path, task: str, labels: list[str] | None = None):
     finally:
         hf_logging.set_verbosity(verbosity)
     raise ValueError(f"unknown task '{task}': use classification or qa")
+
+
+def quiet() -> None:
+    """No per-load "Loading weights" / "Writing model shards" progress bars: the CLI shows its own, the app charts."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
 
 
 def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, str]:

@@ -1,0 +1,140 @@
+"""Safe HTML for user text with highlighted character spans (QA answers in a context, the Demo page).
+
+Everything is built from the ORIGINAL string by character offsets (Python code points, the offsets the QA
+predictor returns), and every piece of user text is escaped: HTML's own specials (& < > " ') plus the characters
+Markdown, LaTeX and Streamlit's renderer give meaning to ($ * _ ` [ ] ~ # | \\) become entities. So text holding
+``<script>``, ``<img onerror=...>``, ``$x$`` or ``**bold**`` shows literally in ``st.html`` and even in
+``st.markdown``. Newlines become ``&#10;`` (the output is one line, so Markdown cannot break it into blocks) and
+show as line breaks thanks to ``white-space: pre-wrap`` on the wrapping div.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+# One pass over the text: html.escape's replacements plus numeric entities for Markdown/LaTeX specials.
+_ENTITIES = {
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;",  # exactly what html.escape emits
+    **{char: f"&#{ord(char)};" for char in "$*_`[]~#|\\"},
+    "\n": "&#10;", "\r": "&#10;",  # a lone CR (old Mac line end) is a line break too
+}
+_TABLE = str.maketrans(_ENTITIES)
+
+WRAPPER_CLASS = "spanlab-text"
+LARGE_CLASS = "spanlab-large"
+MARK_CLASS = "spanlab-mark"
+ACTIVE_CLASS = "spanlab-active"
+
+HIGHLIGHT_CSS = f"""<style>
+.{WRAPPER_CLASS} {{ white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.6; font-size: 1rem; }}
+.{WRAPPER_CLASS}.{LARGE_CLASS} {{ font-size: 1.35rem; line-height: 1.7; }}
+.{WRAPPER_CLASS} mark.{MARK_CLASS} {{ background: rgba(255, 214, 0, 0.28); color: inherit; padding: 0 0.1em;
+  border-radius: 0.2em; }}
+.{WRAPPER_CLASS} mark.{MARK_CLASS}.{ACTIVE_CLASS} {{ background: #ffd600; color: #111; font-weight: 600;
+  box-shadow: 0 0 0 2px #ffb300; }}
+.spanlab-big {{ font-size: 2.6rem; font-weight: 700; line-height: 1.2; overflow-wrap: anywhere; }}
+</style>"""
+
+
+def escape_text(text: str) -> str:
+    """User text as inert HTML: no tags, no entities of its own, no Markdown or LaTeX syntax."""
+    return str(text).replace("\r\n", "\n").translate(_TABLE)
+
+
+def _span_bounds(span) -> tuple[int, int] | None:
+    """(start, end) of a tuple/list or a dict with start/end; None when it is not a usable span."""
+    if isinstance(span, Mapping):
+        start, end = span.get("start"), span.get("end")
+    elif isinstance(span, Sequence) and not isinstance(span, str) and len(span) >= 2:
+        start, end = span[0], span[1]
+    else:
+        return None
+    if isinstance(start, bool) or isinstance(end, bool):
+        return None
+    try:
+        return int(start), int(end)
+    except (TypeError, ValueError):
+        return None
+
+
+def _subtract(start: int, end: int, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of [start, end) not covered by any interval in ``taken``."""
+    pieces = [(start, end)]
+    for t_start, t_end in taken:
+        next_pieces = []
+        for p_start, p_end in pieces:
+            if t_end <= p_start or t_start >= p_end:
+                next_pieces.append((p_start, p_end))
+                continue
+            if p_start < t_start:
+                next_pieces.append((p_start, t_start))
+            if t_end < p_end:
+                next_pieces.append((t_end, p_end))
+        pieces = next_pieces
+    return pieces
+
+
+def layout_spans(text_length: int, spans: Iterable, active: int | None = None) -> list[tuple[int, int, int]]:
+    """Non-overlapping (start, end, span_index) pieces, sorted by start.
+
+    Spans outside ``0 <= start < end <= text_length`` (or malformed) are ignored. The active span is placed
+    first and kept whole; every other span is clipped to the characters no earlier span took (spans are
+    placed in the order given), so overlaps never nest or duplicate text.
+    """
+    bounds = [_span_bounds(span) for span in spans]
+    order = list(range(len(bounds)))
+    if active is not None and 0 <= active < len(bounds):
+        order.remove(active)
+        order.insert(0, active)
+    taken: list[tuple[int, int]] = []
+    pieces: list[tuple[int, int, int]] = []
+    for index in order:
+        bound = bounds[index]
+        if bound is None:
+            continue
+        start, end = bound
+        if not (0 <= start < end <= text_length):
+            continue
+        for p_start, p_end in _subtract(start, end, taken):
+            pieces.append((p_start, p_end, index))
+        taken.append((start, end))
+    return sorted(pieces)
+
+
+def _title(span) -> str | None:
+    if isinstance(span, Mapping):
+        for key in ("title", "label", "answer"):
+            if span.get(key):
+                return str(span[key])
+    return None
+
+
+def highlight_html(text: str, spans: Iterable = (), active: int | None = None, *, large: bool = False,
+                   highlight_others: bool = True) -> str:
+    """A ``<div>`` showing ``text`` with ``spans`` marked; ``active`` (an index into ``spans``) marked strongly.
+
+    ``spans``: (start, end) pairs or dicts with ``start``/``end`` (e.g. QA answers; a dict's ``title``/``label``
+    becomes the tooltip). ``highlight_others=False`` marks only the active span. ``large`` uses the bigger
+    presenter font. Pair with :data:`HIGHLIGHT_CSS` (``st.html(HIGHLIGHT_CSS + highlight_html(...))``).
+    """
+    text = "" if text is None else str(text)
+    spans = list(spans or [])
+    pieces = layout_spans(len(text), spans, active)
+    if not highlight_others:
+        pieces = [piece for piece in pieces if piece[2] == active]
+    out = []
+    cursor = 0
+    for start, end, index in pieces:
+        out.append(escape_text(text[cursor:start]))
+        classes = MARK_CLASS + (f" {ACTIVE_CLASS}" if index == active else "")
+        title = _title(spans[index])
+        title_attr = f' title="{escape_text(title)}"' if title else ""
+        out.append(f'<mark class="{classes}" data-span="{index}"{title_attr}>{escape_text(text[start:end])}</mark>')
+        cursor = end
+    out.append(escape_text(text[cursor:]))
+    classes = WRAPPER_CLASS + (f" {LARGE_CLASS}" if large else "")
+    return f'<div class="{classes}">{"".join(out)}</div>'
+
+
+def big_text_html(text: str) -> str:
+    """One short piece of user text (e.g. a predicted label) as a large heading, escaped."""
+    return f'<div class="spanlab-big">{escape_text(text)}</div>'
