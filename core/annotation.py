@@ -196,7 +196,8 @@ def apply_grid_edits(original: pd.DataFrame, edited: pd.DataFrame, actor: str = 
     """
     saved, refused = 0, []
     for row, label in grid_changes(original, edited):
-        name = f"{row_name(row)} ('{shorten(row.get('text'), 40)}')" if "position" in row else f"example {row['id']}"
+        name = f"Row {int(row['position']) + 1} ('{shorten(row.get('text'), 40)}')" if "position" in row \
+            else f"Example {row['id']}"
         try:
             storage.set_label(int(row["id"]), label, int(row["version"]), actor=actor)
             saved += 1

@@ -1,0 +1,39 @@
+"""What several pages share: the one job runner per server process, and small UI helpers.
+
+Not a page itself (app.py lists the pages explicitly).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+
+@st.cache_resource
+def get_runner():
+    """One JobRunner per server process, shared by every browser tab. Creating it marks runs that a previous
+    server left running as interrupted."""
+    from core.runner import JobRunner
+    return JobRunner(recover=True)
+
+
+# --- Messages that survive one rerun (set in a button callback, shown by the next run of the page) ---------------
+# Added by the Data/Label page helper.
+
+def flash(page: str, kind: str, message: str) -> None:
+    """Queue a message ("success", "info", "warning", "error" or "toast") for the next run of ``page``."""
+    st.session_state.setdefault(f"_flash:{page}", []).append((kind, message))
+
+
+def show_flashes(page: str) -> list[tuple[str, str]]:
+    """Show and forget the queued messages of ``page``; returns them (kind, message)."""
+    shown = st.session_state.pop(f"_flash:{page}", [])
+    for kind, message in shown:
+        {"success": st.success, "info": st.info, "warning": st.warning, "toast": st.toast}.get(kind, st.error)(message)
+    return shown
+
+
+def highlighted_html(text: str, spans: list[tuple[int, int]] = (), active: int | None = None,
+                     large: bool = False) -> str:
+    """``text`` as escaped HTML (with its CSS, ready for st.html) with ``spans`` (character start, end) marked and
+    span number ``active`` marked strongly; built by core.highlight."""
+    from core.highlight import HIGHLIGHT_CSS, highlight_html
+    return HIGHLIGHT_CSS + highlight_html(text, spans, active=active, large=large)

@@ -1,0 +1,426 @@
+"""Label page: annotate a dataset, one example at a time or in a grid (classification), or by picking answer spans
+(extractive QA). Every save checks the example's version, so an edit made elsewhere in the meantime is refused with a
+message instead of being overwritten. Undo, recent changes and model suggestions from a finished run are here too.
+
+Ordering, filters, progress, grid diffing and answer occurrences live in core.annotation; storage in core.storage.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import annotation, storage
+from pages.common import flash, highlighted_html, show_flashes
+
+PAGE = "label"
+GRID_PAGE_SIZE = 500
+LABEL_BUTTONS_PER_ROW = 4
+MODE_ONE, MODE_GRID = "One at a time", "Grid"
+
+
+# --------------------------------------------------------------------------------------------------- callbacks
+# Buttons save in on_click callbacks with the example's id and version bound when the button was drawn, i.e. the
+# version the annotator saw: a change made elsewhere since then is refused as stale.
+
+def _cursor_key(dataset_id: int) -> str:
+    return f"cursor:{dataset_id}"
+
+
+def _forget_grid() -> None:
+    """Drop the grid snapshot so the grid reloads from the database on the next run."""
+    st.session_state.pop("grid_snapshot", None)
+
+
+def _stale_message(example: dict, what: str) -> str:
+    return (f"{annotation.row_name(example).capitalize()} was changed elsewhere (another tab or person) after it was "
+            f"shown, so your {what} was not saved. It now shows the current value — check it and choose again.")
+
+
+def _after_save(dataset_id: int, example: dict, next_id: int | None, total: int, task: str, note: str) -> None:
+    flash(PAGE, "toast", f"Saved {annotation.row_name(example)}: {note}")
+    _forget_grid()
+    if next_id is None:
+        flash(PAGE, "success", f"All {total} examples are {'answered' if task == 'qa' else 'labeled'}. 🎉")
+    else:
+        st.session_state[_cursor_key(dataset_id)] = next_id
+
+
+def _save_label(dataset_id: int, example: dict, label: str, actor: str, next_id: int | None, total: int) -> None:
+    try:
+        storage.set_label(example["id"], label, example["version"], actor=actor)
+    except storage.StaleEditError:
+        flash(PAGE, "error", _stale_message(example, f"label '{label}'"))
+        return
+    except storage.StorageError as error:
+        flash(PAGE, "error", f"Not saved: {error}")
+        return
+    _after_save(dataset_id, example, next_id, total, "classification", f"'{label}'")
+
+
+def _answer_key(example: dict) -> str:
+    return f"qa_answer:{example['id']}:{example['version']}"
+
+
+def _occurrence_key(example: dict, answer: str) -> str:
+    return f"qa_occurrence:{example['id']}:{example['version']}:{answer}"
+
+
+def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int | None, total: int) -> None:
+    """Save the typed answer (at the chosen occurrence) or "no answer", read from the widgets' state."""
+    if no_answer:
+        answer, start = "", None
+    else:
+        answer = (st.session_state.get(_answer_key(example)) or "").strip()
+        found = annotation.find_occurrences(example["context"], answer)
+        if not found:
+            flash(PAGE, "error", f"'{annotation.shorten(answer)}' does not occur in the context — copy the answer "
+                                 "exactly from the context.")
+            return
+        chosen = st.session_state.get(_occurrence_key(example, answer), 0)
+        start = found[chosen if isinstance(chosen, int) and 0 <= chosen < len(found) else 0].start
+    try:
+        storage.set_answer(example["id"], answer, start, example["version"], actor="user")
+    except storage.StaleEditError:
+        flash(PAGE, "error", _stale_message(example, "answer"))
+        return
+    except storage.StorageError as error:
+        flash(PAGE, "error", f"Not saved: {error}")
+        return
+    _after_save(dataset_id, example, next_id, total, "qa",
+                "no answer" if no_answer else f"'{annotation.shorten(answer, 40)}' at {start}")
+
+
+def _move(dataset_id: int, target_id: int | None) -> None:
+    if target_id is not None:
+        st.session_state[_cursor_key(dataset_id)] = target_id
+
+
+def _undo(dataset_id: int) -> None:
+    try:
+        undone = storage.undo_last(dataset_id)
+    except storage.StorageError as error:
+        flash(PAGE, "error", f"Nothing undone: {error}")
+        return
+    flash(PAGE, "info", annotation.describe_undo(undone, storage.load_examples(dataset_id)))
+    if undone is not None:
+        st.session_state[_cursor_key(dataset_id)] = undone["example_id"]
+    _forget_grid()
+
+
+def _add_label(dataset_id: int) -> None:
+    name = (st.session_state.get("new_label") or "").strip()
+    try:
+        storage.add_label(dataset_id, name)
+    except storage.StorageError as error:
+        flash(PAGE, "error", f"Label not added: {error}")
+        return
+    st.session_state["new_label"] = ""
+    _forget_grid()
+    flash(PAGE, "success", f"Added the label '{name}'.")
+
+
+def _rename_label(dataset_id: int) -> None:
+    old, new = st.session_state.get("rename_old"), (st.session_state.get("rename_new") or "").strip()
+    try:
+        changed = storage.rename_label(dataset_id, old, new)
+    except storage.StorageError as error:
+        flash(PAGE, "error", f"Label not renamed: {error}")
+        return
+    st.session_state["rename_new"] = ""
+    _forget_grid()
+    flash(PAGE, "success", f"Renamed '{old}' to '{new}' ({changed} example(s) changed).")
+
+
+def _bulk_assign(example_ids: list[int], label: str) -> None:
+    try:
+        changed = storage.set_labels_bulk(example_ids, label, actor="bulk")
+    except storage.StorageError as error:
+        flash(PAGE, "error", f"Nothing changed: {error}")
+        return
+    st.session_state["bulk_confirm"] = False
+    _forget_grid()
+    flash(PAGE, "success", f"Set '{label}' on {len(example_ids)} row(s); {changed} of them changed. "
+                           "(Undo reverts one row at a time.)")
+
+
+# --------------------------------------------------------------------------------------------------- suggestions
+
+def _suggestion_runs(dataset: dict) -> list[dict]:
+    return [run for run in storage.list_runs(dataset=dataset["id"])
+            if run["status"] == "completed" and run["artifact_dir"] and run["task"] == "classification"]
+
+
+def _run_name(run: dict) -> str:
+    metric = f" · {run['best_metric_name']} {run['best_metric']:.2f}" if run.get("best_metric") is not None else ""
+    return f"Run #{run['id']} · {run['model'].rstrip('/').split('/')[-1]}{metric}"
+
+
+def suggestions_for(run_id: int, dataset: dict, examples: list[dict]) -> dict[int, dict] | None:
+    """{example id: {label, score}} from the run's model, cached per browser tab by run and dataset texts."""
+    key = (run_id, dataset["id"], hash(tuple((example["id"], example["text"]) for example in examples)))
+    cached = st.session_state.get("suggestions")
+    if cached and cached["key"] == key:
+        return cached["by_id"]
+    from core.inference import predict_dataset
+    try:
+        with st.spinner(f"The model reads {len(examples)} texts…"):
+            predictions = predict_dataset(run_id, dataset["name"])
+    except Exception as error:  # a broken or missing model folder: say so, keep labeling possible
+        st.error(f"No suggestions from run #{run_id}: {error}")
+        return None
+    by_id = {item["id"]: {"label": item["label"], "score": item["score"]} for item in predictions}
+    st.session_state["suggestions"] = {"key": key, "by_id": by_id}
+    return by_id
+
+
+def suggestion_controls(dataset: dict, examples: list[dict]) -> tuple[dict[int, dict] | None, str]:
+    runs = _suggestion_runs(dataset)
+    if not runs:
+        st.caption("Model suggestions appear here once a model trained on this dataset has finished (Train page).")
+        return None, annotation.ORDER_IMPORT
+    columns = st.columns([1, 2, 2])
+    if not columns[0].toggle("Show model suggestions", key="suggest",
+                             help="Let a trained model propose a label for every row; you stay in charge."):
+        return None, annotation.ORDER_IMPORT
+    by_id = {run["id"]: run for run in runs}
+    run_id = columns[1].selectbox("Model", list(by_id), format_func=lambda i: _run_name(by_id[i]), key="suggest_run")
+    order = columns[2].radio("Order", annotation.ORDERS, horizontal=True, key="label_order",
+                             help="Least confident first: the rows where your label helps the model most.")
+    return suggestions_for(run_id, dataset, examples), order
+
+
+# --------------------------------------------------------------------------------------------------- views
+
+def _current(dataset: dict, ordered: list[dict]) -> dict:
+    by_id = {example["id"]: example for example in ordered}
+    key = _cursor_key(dataset["id"])
+    if st.session_state.get(key) not in by_id:
+        st.session_state[key] = annotation.first_to_show(ordered, dataset["task"])
+    return by_id[st.session_state[key]]
+
+
+def _navigation(dataset: dict, ordered: list[dict], example: dict) -> None:
+    previous = annotation.step(ordered, example["id"], -1)
+    following = annotation.step(ordered, example["id"], +1)
+    skip_to = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
+    columns = st.columns(3)
+    columns[0].button("← Previous", key="previous", on_click=_move, args=(dataset["id"], previous),
+                      disabled=previous == example["id"], width="stretch")
+    columns[1].button("Next →", key="next", on_click=_move, args=(dataset["id"], following),
+                      disabled=following == example["id"], width="stretch")
+    columns[2].button("Skip to next unlabeled ⇥", key="skip", on_click=_move, args=(dataset["id"], skip_to),
+                      disabled=skip_to is None, width="stretch", help="Leave this one for later")
+
+
+def _position_caption(ordered: list[dict], example: dict, status: str) -> None:
+    index = next(i for i, item in enumerate(ordered) if item["id"] == example["id"])
+    split = f" · {example['split']}" if example.get("split") else ""
+    st.caption(f"{annotation.row_name(example).capitalize()}{split} · {index + 1} of {len(ordered)} in this order · "
+               f"{status}")
+
+
+def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, dict] | None, order: str) -> None:
+    ordered = annotation.order_examples(examples, suggestions, order)
+    example = _current(dataset, ordered)
+    next_id = annotation.next_unlabeled(ordered, example["id"], "classification")
+    current = example["label"]
+    _position_caption(ordered, example, f"label: {current}" if current else "not labeled yet")
+    st.html(highlighted_html(example["text"], large=True))
+
+    suggestion = (suggestions or {}).get(example["id"])
+    labels = dataset["labels"]
+    if not labels:
+        st.warning("This dataset has no labels yet — add the first one under 'Labels' below.")
+    for start in range(0, len(labels), LABEL_BUTTONS_PER_ROW):
+        row = labels[start:start + LABEL_BUTTONS_PER_ROW]
+        for column, label in zip(st.columns(LABEL_BUTTONS_PER_ROW), row):
+            column.button(label, key=f"set_label:{label}", type="primary" if label == current else "secondary",
+                          on_click=_save_label, args=(dataset["id"], example, label, "user", next_id, len(examples)),
+                          width="stretch", help="Save this label and go to the next unlabeled example")
+    if suggestion is not None:
+        columns = st.columns([3, 1])
+        columns[0].info(f"Model suggestion: {suggestion['label']} ({suggestion['score']:.0%} sure)")
+        columns[1].button("Accept suggestion", key="accept_suggestion", on_click=_save_label,
+                          args=(dataset["id"], example, suggestion["label"], "suggestion", next_id, len(examples)),
+                          disabled=suggestion["label"] not in labels, width="stretch")
+    _navigation(dataset, ordered, example)
+
+
+def _grid_snapshot(dataset: dict, suggestions: dict[int, dict] | None, order: str) -> dict:
+    """The rows the grid shows: {frame, editor (widget key), ids (every row matching the filters), loaded}.
+
+    The snapshot is what the annotator sees and what saving compares against, so it is kept (not reloaded) until
+    the filters change or a save/reload happens — a row changed elsewhere meanwhile is then refused as stale."""
+    labels = dataset["labels"]
+    columns = st.columns([1, 2, 1])
+    show = columns[0].selectbox("Show", ["all rows", "unlabeled only", *labels], key="grid_show",
+                                format_func=lambda value: f"label: {value}" if value in labels else value)
+    search = columns[1].text_input("Search text", key="grid_search", placeholder="words in the text")
+    columns[2].button("Reload", key="grid_reload", on_click=_forget_grid, help="Discard unsaved edits and reload")
+    filters = (dataset["id"], tuple(labels), show, search, bool(suggestions), order)
+    page = st.session_state.get("grid_page", 1)
+    snapshot = st.session_state.get("grid_snapshot")
+    if snapshot is None or snapshot["key"] != (*filters, page):
+        filtered = annotation.filter_examples(storage.examples_frame(dataset["id"]),
+                                              unlabeled_only=show == "unlabeled only",
+                                              label=show if show in labels else None, search=search)
+        if suggestions:
+            filtered = annotation.attach_suggestions(filtered, suggestions)
+            if order == annotation.ORDER_LEAST_CONFIDENT:
+                filtered = annotation.least_confident_first(filtered)
+        pages = max(1, -(-len(filtered) // GRID_PAGE_SIZE))
+        if page > pages:
+            page = st.session_state["grid_page"] = 1
+        generation = st.session_state.get("grid_generation", 0) + 1
+        st.session_state["grid_generation"] = generation
+        snapshot = st.session_state["grid_snapshot"] = {
+            "key": (*filters, page), "frame": filtered.iloc[(page - 1) * GRID_PAGE_SIZE: page * GRID_PAGE_SIZE],
+            "ids": filtered["id"].tolist(), "pages": pages, "editor": f"grid:{dataset['id']}:{generation}",
+            "loaded": pd.Timestamp.now().strftime("%H:%M:%S")}
+    if snapshot["pages"] > 1:
+        st.number_input(f"Page (of {snapshot['pages']}, {GRID_PAGE_SIZE} rows each)", 1, snapshot["pages"],
+                        key="grid_page")
+    return snapshot
+
+
+def grid(dataset: dict, suggestions: dict[int, dict] | None, order: str) -> None:
+    snapshot = _grid_snapshot(dataset, suggestions, order)
+    original, editor_key = snapshot["frame"], snapshot["editor"]
+    shown = ["id", "text", "label"] + (["suggestion", "confidence"] if suggestions else [])
+    edited = st.data_editor(
+        original, key=editor_key, hide_index=True, num_rows="fixed", column_order=shown, width="stretch",
+        disabled=[column for column in original.columns if column != "label"],
+        column_config={
+            "id": st.column_config.NumberColumn("id", width="small"),
+            "text": st.column_config.TextColumn("text", width="large"),
+            "label": st.column_config.SelectboxColumn("label", options=dataset["labels"], required=False,
+                                                      help="Pick a label; clear the cell to unlabel"),
+            "suggestion": st.column_config.TextColumn("suggestion", help="What the model would say"),
+            "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0,
+                                                          format="percent"),
+        })
+    st.caption(f"{len(original)} of {len(snapshot['ids'])} matching rows shown, as loaded at {snapshot['loaded']}. "
+               "Edits are kept until you save; Reload shows changes made elsewhere.")
+    changes = annotation.grid_changes(original, edited)
+    if st.button(f"Save {len(changes)} change(s)", key="grid_save", type="primary", disabled=not changes):
+        result = annotation.apply_grid_edits(original, edited, actor="user")
+        if result.saved:
+            flash(PAGE, "success", f"Saved {result.saved} label(s).")
+        for message in result.refused:
+            flash(PAGE, "error", message)
+        _forget_grid()
+        st.rerun()
+    _bulk_section(dataset, snapshot["ids"])
+
+
+def _bulk_section(dataset: dict, filtered_ids: list[int]) -> None:
+    if not dataset["labels"] or not filtered_ids:
+        return
+    with st.expander(f"Label all {len(filtered_ids)} matching rows at once"):
+        label = st.selectbox("Label", dataset["labels"], key="bulk_label")
+        confirmed = st.checkbox(f"Yes, set '{label}' on all {len(filtered_ids)} rows that match the filter "
+                                "(their current labels are replaced)", key="bulk_confirm")
+        st.button(f"Label {len(filtered_ids)} rows '{label}'", key="bulk_apply", disabled=not confirmed,
+                  on_click=_bulk_assign, args=(filtered_ids, label))
+
+
+def label_manager(dataset: dict) -> None:
+    with st.expander(f"Labels: {', '.join(dataset['labels']) or 'none yet'}"):
+        columns = st.columns([2, 1])
+        columns[0].text_input("New label", key="new_label", placeholder="e.g. refund")
+        columns[1].button("Add label", key="add_label", on_click=_add_label, args=(dataset["id"],))
+        if dataset["labels"]:
+            columns = st.columns([1, 1, 1])
+            columns[0].selectbox("Rename label", dataset["labels"], key="rename_old")
+            columns[1].text_input("to", key="rename_new",
+                                  help="Renaming to an existing label merges the two")
+            columns[2].button("Rename", key="rename_label", on_click=_rename_label, args=(dataset["id"],))
+
+
+def qa_view(dataset: dict, examples: list[dict]) -> None:
+    ordered = annotation.order_examples(examples)
+    example = _current(dataset, ordered)
+    next_id = annotation.next_unlabeled(ordered, example["id"], "qa")
+    saved_text, saved_start = example["answer_text"], example["answer_start"]
+    status = ("not answered yet" if saved_text is None else "saved: no answer in this context" if saved_text == ""
+              else f"saved answer: '{annotation.shorten(saved_text, 40)}' at {saved_start}")
+    _position_caption(ordered, example, status)
+    st.html(highlighted_html(example["question"], large=True))
+
+    typed = st.text_input("Answer — type or paste it exactly as it appears in the context", key=_answer_key(example),
+                          value=saved_text or "", help="Then press Enter: the answer is highlighted below")
+    answer = typed.strip()
+    found = annotation.find_occurrences(example["context"], answer)
+    chosen = 0
+    if answer and not found:
+        hint = annotation.answer_hint(example["context"], typed)
+        st.warning(f"'{annotation.shorten(answer)}' does not occur in the context" + (f": {hint}." if hint else
+                   " — copy it exactly (same capitalisation and spacing)."))
+    elif len(found) > 1:
+        default = next((i for i, item in enumerate(found) if answer == saved_text and item.start == saved_start), 0)
+        chosen = st.radio(f"'{annotation.shorten(answer, 40)}' occurs {len(found)} times — which one is meant?",
+                          list(range(len(found))), index=default, key=_occurrence_key(example, answer),
+                          format_func=lambda i: f"{i + 1}. {found[i].snippet}")
+    spans = [(item.start, item.end) for item in found]
+    if not answer and saved_text:
+        spans = [(saved_start, saved_start + len(saved_text))]
+    st.html(highlighted_html(example["context"], spans, active=chosen if spans else None))
+
+    columns = st.columns(2)
+    columns[0].button("Save answer", key="save_answer", type="primary", disabled=not found, width="stretch",
+                      on_click=_save_answer, args=(dataset["id"], example, False, next_id, len(examples)))
+    columns[1].button("No answer in this context", key="no_answer", width="stretch",
+                      on_click=_save_answer, args=(dataset["id"], example, True, next_id, len(examples)),
+                      help="The context does not answer the question (saved as an empty answer)")
+    _navigation(dataset, ordered, example)
+
+
+def history_section(dataset: dict) -> None:
+    events = storage.label_history(dataset["id"], limit=10)
+    with st.expander("Recent changes"):
+        if events:
+            st.dataframe(annotation.history_frame(events), hide_index=True, width="stretch")
+        else:
+            st.caption("No changes yet.")
+
+
+# --------------------------------------------------------------------------------------------------- page
+
+st.title("Label")
+datasets = storage.list_datasets()
+if not datasets:
+    st.info("No datasets yet — upload a CSV or load a sample on the Data page first.")
+    st.page_link("pages/data.py", label="Go to the Data page", icon="📄")
+    st.stop()
+
+names = [dataset["name"] for dataset in datasets]
+preferred = st.session_state.get("current_dataset")
+name = st.selectbox("Dataset", names, index=names.index(preferred) if preferred in names else 0, key="label_dataset",
+                    on_change=lambda: st.session_state.update(current_dataset=st.session_state["label_dataset"]))
+info = next(dataset for dataset in datasets if dataset["name"] == name)
+examples = storage.load_examples(info["id"])
+show_flashes(PAGE)
+if not examples:
+    st.info("This dataset has no rows.")
+    st.stop()
+
+labeled, total = annotation.progress(examples, info["task"])
+top = st.columns([4, 1])
+top[0].progress(labeled / total, text=annotation.progress_text(labeled, total, info["task"]))
+top[1].button("↶ Undo last change", key="undo", on_click=_undo, args=(info["id"],), width="stretch",
+              help="Revert the most recent label or answer change in this dataset")
+
+if info["task"] == "qa":
+    _forget_grid()
+    qa_view(info, examples)
+else:
+    found_suggestions, chosen_order = suggestion_controls(info, examples)
+    mode = st.radio("Mode", [MODE_ONE, MODE_GRID], horizontal=True, key="label_mode",
+                    help="One at a time: fastest for new labels. Grid: review, filter and fix many rows.")
+    if mode == MODE_GRID:
+        grid(info, found_suggestions, chosen_order)
+    else:
+        _forget_grid()
+        one_at_a_time(info, examples, found_suggestions, chosen_order)
+    label_manager(info)
+history_section(info)
