@@ -279,6 +279,9 @@ def describe_undo(undone: dict | None, examples: Iterable[dict]) -> str:
     example = by_id.get(undone["example_id"])
     where = row_name(example) if example else f"example {undone['example_id']}"
     what = "label" if undone["field"] == "label" else "answer"
+    count = undone.get("count", 1)
+    if count > 1:
+        return f"Undone: {count} rows changed together (bulk or rename) are back to their previous {what}s."
     return f"Undone: {where} {what} is back to {_shown(undone['restored'], undone['field'])}."
 
 

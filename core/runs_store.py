@@ -177,28 +177,36 @@ def rename_label(ref: int | str, old: str, new: str) -> int:
         return len(ids)
 
 
+GROUPED_ACTORS = ("bulk", "rename")  # one user action that changed many rows: undone as one
+
+
 def undo_last(ref: int | str) -> dict | None:
     """Revert the dataset's most recent edit that is not undone yet; None when there is nothing to undo.
 
-    The revert is itself logged (actor "undo", already marked undone so it is never undone in turn).
-    A restored label that has since left the label set is added back. Returns
-    {example_id, field, restored, version, event_id}.
+    A bulk assignment or a rename is one action: all its rows are reverted together. The revert is itself
+    logged (actor "undo", already marked undone so it is never undone in turn). A restored label that has
+    since left the label set is added back. Returns {example_id, field, restored, version, event_id, count}.
     """
     with writing() as session:
         dataset = find_dataset(session, ref)
-        last = session.scalar(select(LabelEvent)
-                              .where(LabelEvent.dataset_id == dataset.id, LabelEvent.undone.is_(False))
-                              .order_by(LabelEvent.id.desc()).limit(1).with_for_update())
+        pending = select(LabelEvent).where(LabelEvent.dataset_id == dataset.id, LabelEvent.undone.is_(False))
+        last = session.scalar(pending.order_by(LabelEvent.id.desc()).limit(1).with_for_update())
         if last is None:
             return None
+        events = [last]
+        if last.actor in GROUPED_ACTORS:
+            events = session.scalars(pending.where(LabelEvent.actor == last.actor,
+                                                   LabelEvent.created_at == last.created_at)
+                                     .order_by(LabelEvent.id.desc())).all()
+        for event in events:
+            example, _ = _locked_example(session, event.example_id)
+            if event.field == "label" and event.old_value is not None and event.old_value not in dataset.labels:
+                dataset.labels = [*dataset.labels, event.old_value]
+            event.undone = True
+            _apply(session, example, event.field, event.old_value, "undo", undone=True)
         example, _ = _locked_example(session, last.example_id)
-        restored = last.old_value
-        if last.field == "label" and restored is not None and restored not in dataset.labels:
-            dataset.labels = [*dataset.labels, restored]
-        last.undone = True
-        _apply(session, example, last.field, restored, "undo", undone=True)
-        return {"example_id": example.id, "field": last.field, "restored": restored,
-                "version": example.version, "event_id": last.id}
+        return {"example_id": last.example_id, "field": last.field, "restored": last.old_value,
+                "version": example.version, "event_id": last.id, "count": len(events)}
 
 
 def label_history(ref: int | str, limit: int = 50) -> list[dict]:

@@ -140,7 +140,7 @@ def _bulk_assign(example_ids: list[int], label: str) -> None:
     st.session_state["bulk_confirm"] = False
     _forget_grid()
     flash(PAGE, "success", f"Set '{label}' on {len(example_ids)} row(s); {changed} of them changed. "
-                           "(Undo reverts one row at a time.)")
+                           "(One click on Undo reverts them all.)")
 
 
 # --------------------------------------------------------------------------------------------------- suggestions

@@ -240,6 +240,15 @@ def test_undo_label_edit_rename_and_answer():
     assert get_dataset("reviews")["labels"] == ["pos", "neg"]  # restored label added back
     assert load_examples("reviews")[1]["label"] == "neg"
 
+    # a bulk assignment is one action: one undo reverts every row it changed, and only those
+    before = [r["label"] for r in load_examples("reviews")]
+    set_label(ids[2], "pos", expected_version=load_examples("reviews")[2]["version"])
+    assert set_labels_bulk(ids, "neg") == 3
+    undone = undo_last("reviews")
+    assert undone["count"] == 3
+    assert [r["label"] for r in load_examples("reviews")] == [*before[:2], "pos", before[3]]
+    assert undo_last("reviews")["example_id"] == ids[2]  # then the single edit before it
+
     make_qa()
     qa = load_examples("facts")[0]
     set_answer(qa["id"], "2019", CONTEXT.index("2019"), expected_version=1)
