@@ -81,7 +81,8 @@ def eval_figure(frame: pd.DataFrame | None, task: str) -> go.Figure:
 
 def compare_figure(frame: pd.DataFrame | None, metric: str, run_labels: dict[int, str] | None = None) -> go.Figure:
     """One line per run for ``metric`` (a metric point name such as ``train/loss`` or ``eval/f1``)."""
-    fig = _base_figure(metric_title(metric).capitalize(), y_title=metric_title(metric))
+    title = metric_title(metric)
+    fig = _base_figure(title[:1].upper() + title[1:], y_title=title)
     points = _points(frame, metric)
     if points.empty:
         return _empty_note(fig, f"No '{metric_title(metric)}' points in the selected runs")
@@ -161,7 +162,7 @@ def run_label(run: dict) -> str:
     metric = format_metric(run.get("best_metric_name"), run.get("best_metric"))
     if metric:
         parts.append(metric)
-    elif run.get("status") not in (None, "completed"):
+    if run.get("status") not in (None, "completed"):
         parts.append(run["status"])
     return " · ".join(parts)
 
@@ -182,7 +183,7 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             "dataset": run.get("dataset_name") or "",
             "task": run.get("task") or "",
             "model": model_short_name(run.get("model")),
-            "epochs": str(_param(params, "epochs")),
+            "epochs": f"{params['epochs']:g}" if isinstance(params.get("epochs"), (int, float)) else "auto",
             "lr": (f"{params['learning_rate']:.1e}" if isinstance(params.get("learning_rate"), (int, float))
                    else "auto"),
             "batch": str(_param(params, "batch_size")),

@@ -1,0 +1,188 @@
+"""Demo page: try a trained model live, in large type for a presenter.
+
+Classification: type a text, see the predicted label and every label's probability. QA: a context (typed, or one
+of the run's dataset contexts) and a question give the answer highlighted inside the context, "No answer" for an
+unanswerable question, and the runner-up answers; picking one highlights that one instead. Models stay loaded
+(core.inference.load_predictor caches them), so answers after the first come quickly. User text reaches the page
+as HTML only through core.highlight, which escapes it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core import charts, config, storage
+from core.highlight import HIGHLIGHT_CSS, big_text_html, escape_text, highlight_html
+
+TOP_K = 5
+EXAMPLE_LIMIT = 200
+# Presenter-sized inputs (CSS only; the style lives as long as this page is shown).
+DEMO_CSS = """<style>
+[data-testid="stTextArea"] textarea, [data-testid="stTextInput"] input { font-size: 1.2rem; line-height: 1.5; }
+[data-testid="stRadio"] label p { font-size: 1.1rem; }
+</style>"""
+
+
+def _demo_runs() -> list[dict]:
+    """Finished runs whose model folder is on disk, newest first."""
+    return [run for run in storage.list_runs()
+            if run["status"] not in ("queued", "running") and run.get("artifact_dir")
+            and (Path(run["artifact_dir"]) / "config.json").exists()]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _examples(database_url: str, dataset: str | None, task: str) -> list[dict]:
+    """Up to EXAMPLE_LIMIT example inputs from the run's dataset: distinct texts, or distinct contexts each with
+    its first question. (database_url is part of the cache key only.)"""
+    if not dataset:
+        return []
+    try:
+        rows = storage.load_examples(dataset)
+    except storage.NotFoundError:
+        return []
+    seen, examples = set(), []
+    for row in rows:
+        key = row.get("text") if task == "classification" else row.get("context")
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        examples.append({"text": key, "question": row.get("question") or ""})
+        if len(examples) >= EXAMPLE_LIMIT:
+            break
+    return examples
+
+
+def _short(text: str, width: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _load_predictor(run_id: int):
+    from core.inference import PredictorError, load_predictor
+    try:
+        with st.spinner("Loading the model…"):
+            return load_predictor(run_id)
+    except (PredictorError, storage.StorageError) as exc:
+        st.error(str(exc))
+    except Exception as exc:  # a damaged or foreign folder: say so instead of a traceback
+        st.error(f"This model cannot be loaded ({type(exc).__name__}: {exc}). Pick another run or train again.")
+    return None
+
+
+def _predict(method, *args, **kwargs):
+    """The predictor's answer, or None after showing what went wrong."""
+    try:
+        with st.spinner("Thinking…"):
+            return method(*args, **kwargs)
+    except Exception as exc:  # e.g. out of memory on a huge text: a message, not a traceback
+        st.error(f"The model could not answer ({type(exc).__name__}: {exc}).")
+        return None
+
+
+def _example_picker(examples: list[dict], target_key: str, label: str, run_id: int) -> None:
+    """A selectbox of dataset examples that copies the chosen one into the widget ``target_key``; the first
+    example fills it when the run changes."""
+    if not examples:
+        return
+    marker = f"{target_key}_run"
+    if st.session_state.get(marker) != run_id:
+        st.session_state[marker] = run_id
+        st.session_state[target_key] = examples[0]["text"]
+        st.session_state[f"{target_key}_example"] = 0
+
+    def copy_example() -> None:
+        st.session_state[target_key] = examples[st.session_state[f"{target_key}_example"]]["text"]
+
+    st.selectbox(label, range(len(examples)), key=f"{target_key}_example", on_change=copy_example,
+                 format_func=lambda i: _short(examples[i]["text"]),
+                 help="Fills the box below with an example from the run's dataset; edit it freely.")
+
+
+def _classification(run: dict, predictor) -> None:
+    examples = _examples(config.database_url(), run.get("dataset_name"), "classification")
+    _example_picker(examples, "demo_text", "Example text", run["id"])
+    text = st.text_area("Text", key="demo_text", height=140, placeholder="Type or paste a text to classify…")
+    if st.button("Classify", type="primary", key="demo_classify", icon="🏷️"):
+        if not text.strip():
+            st.warning("Type a text first.")
+        else:
+            scores = _predict(predictor.predict, [text])
+            if scores:
+                st.session_state["demo_classification"] = {"run": run["id"], "scores": scores[0]}
+    result = st.session_state.get("demo_classification")
+    if not result or result["run"] != run["id"]:
+        return
+    scores = result["scores"]
+    left, right = st.columns([2, 3])
+    with left:
+        st.caption("Predicted label")
+        st.html(HIGHLIGHT_CSS + big_text_html(scores[0]["label"]))
+        st.caption(f"{scores[0]['score']:.0%} probability")
+    right.plotly_chart(charts.probability_figure(scores), key="demo_probabilities")
+
+
+def _answer_title(answer: dict) -> str:
+    text = escape_text(_short(answer["answer"], 60)) if answer["answer"] else "*No answer*"
+    return f"{text} — {answer['score']:.0%}"
+
+
+def _qa(run: dict, predictor) -> None:
+    examples = _examples(config.database_url(), run.get("dataset_name"), "qa")
+    _example_picker(examples, "demo_context", "Example context", run["id"])
+    context = st.text_area("Context", key="demo_context", height=200,
+                           placeholder="Paste the passage the answer should come from…",
+                           help="Any length: long passages are read in overlapping windows.")
+    chosen_example = st.session_state.get("demo_context_example")
+    hint = examples[chosen_example]["question"] if examples and chosen_example is not None else ""
+    question = st.text_input("Question", key="demo_question",
+                             placeholder=f"e.g. {hint}" if hint else "Ask something the passage answers…")
+    if st.button("Answer", type="primary", key="demo_answer", icon="💬"):
+        if not context.strip() or not question.strip():
+            st.warning("Give both a context and a question.")
+        else:
+            answers = _predict(predictor.predict, question, context, top_k=TOP_K)
+            if answers is not None:
+                st.session_state["demo_qa"] = {"run": run["id"], "context": context, "answers": answers}
+                st.session_state["demo_choice"] = 0
+    result = st.session_state.get("demo_qa")
+    if not result or result["run"] != run["id"]:
+        return
+    answers = result["answers"] or [{"answer": "", "start": -1, "end": -1, "score": 0.0}]
+    if st.session_state.get("demo_choice") not in range(len(answers)):
+        st.session_state["demo_choice"] = 0
+    left, right = st.columns([3, 1])
+    with right:
+        choice = st.radio("Top answers", range(len(answers)), key="demo_choice", format_func=lambda i: _answer_title(
+            answers[i]), help="Pick one to highlight it in the passage.")
+    with left:
+        picked = answers[choice]
+        st.caption("Answer" if choice == 0 else f"Alternative {choice + 1}")
+        st.html(HIGHLIGHT_CSS + big_text_html(picked["answer"] if picked["answer"] else "No answer"))
+        if not picked["answer"]:
+            st.caption("The model finds no answer to this question in the passage.")
+        st.html(HIGHLIGHT_CSS + highlight_html(result["context"], answers, active=choice if picked["answer"] else None,
+                               large=True, highlight_others=False))
+
+
+st.title("Demo")
+st.html(DEMO_CSS)
+_runs = _demo_runs()
+if not _runs:
+    st.info("No trained model yet — train one, then come back to try it here.")
+    st.page_link("pages/train.py", label="Train a model", icon="🚀")
+    st.stop()
+
+_by_id = {run["id"]: run for run in _runs}
+_ids = list(_by_id)
+_focus = st.session_state.get("focus_run")
+_run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids else 0, key="demo_run",
+                       format_func=lambda rid: charts.run_label(_by_id[rid]),
+                       help="Finished runs that saved a model.")
+_run = _by_id[_run_id]
+_predictor = _load_predictor(_run_id)
+if _predictor is not None:
+    if _predictor.task == "qa":
+        _qa(_run, _predictor)
+    else:
+        _classification(_run, _predictor)

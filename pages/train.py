@@ -1,0 +1,286 @@
+"""Train page: pick a dataset and a model, set the hyperparameters, start a run and watch it train.
+
+The run executes in the server's one JobRunner thread (pages.common.get_runner), which writes progress and metric
+points to the database; this page only polls the database (a fragment re-run every 1.5 s) and never blocks on
+training. So closing the tab, opening a second one or switching pages leaves the run alone: whenever the page
+opens it shows this tab's run, else the run that is training now, else the newest queued one.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import charts, models, storage
+from core.highlight import escape_text
+from core.training import TrainConfig
+from pages.common import get_runner
+
+POLL_SECONDS = 1.5
+ACTIVE = ("queued", "running")
+LOCAL_CHOICE, HUB_CHOICE = "local folder", "hub id"
+MODEL_CHOICES = [*models.KNOWN_MODELS, LOCAL_CHOICE, HUB_CHOICE]
+DEVICES = ["auto", "cpu", "cuda"]
+PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
+RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _availability(ref: str) -> tuple[bool, str]:
+    return models.availability(ref)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _hub_reachable() -> bool:
+    return models.hub_reachable(timeout=2.0)
+
+
+def _choice_title(choice: str) -> str:
+    if choice == LOCAL_CHOICE:
+        return "A model folder on this machine"
+    if choice == HUB_CHOICE:
+        return "Another Hugging Face Hub model (type its id)"
+    ok, phrase = _availability(choice)
+    return f"{models.KNOWN_MODELS[choice]['title']} — {'✓ ' if ok else ''}{phrase}"
+
+
+def _get_run(run_id: int | None) -> dict | None:
+    if run_id is None:
+        return None
+    try:
+        return storage.get_run(int(run_id))
+    except storage.NotFoundError:
+        return None
+
+
+def _run_to_show(runner) -> dict | None:
+    """This tab's run while it is active, else the one training now, else the newest queued, else this tab's
+    finished run (so its result stays on screen)."""
+    mine = _get_run(st.session_state.get(RUN_KEY))
+    if mine and mine["status"] in ACTIVE:
+        return mine
+    active = _get_run(runner.active_run)
+    if active and active["status"] in ACTIVE:
+        return active
+    waiting = [run for run in storage.list_runs() if run["status"] in ACTIVE]
+    waiting.sort(key=lambda run: run["status"] != "running")  # running before queued, newest first otherwise
+    return waiting[0] if waiting else mine
+
+
+# ----------------------------------------------------------------------------- the run being shown
+
+def _headline(run: dict) -> None:
+    st.markdown(f"#### Run #{run['id']} · {escape_text(run.get('dataset_name') or '(deleted dataset)')} · "
+                f"{escape_text(charts.model_short_name(run['model']))}")
+
+
+def _curves(run: dict, key: str) -> None:
+    frame = storage.metric_frame(run["id"])
+    left, right = st.columns(2)
+    left.plotly_chart(charts.loss_figure(frame), key=f"{key}-loss-{run['id']}", width="stretch")
+    right.plotly_chart(charts.eval_figure(frame, run["task"]), key=f"{key}-eval-{run['id']}", width="stretch")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _live(run_id: int) -> None:
+    """Progress of an active run, redrawn every POLL_SECONDS; hands over to the full page once it ends."""
+    run = _get_run(run_id)
+    if run is None:
+        st.info(f"Run #{run_id} was deleted.")
+        return
+    if run["status"] not in ACTIVE:
+        st.rerun()  # the whole page draws the result, and this polling fragment is no longer called
+    _headline(run)
+    info = charts.progress_info(run)
+    st.progress(info["fraction"], text=f"**{run['status']}** · {info['text']}")
+    device = run.get("device") or "choosing…"
+    st.caption(f"Device: {device} · precision: {run.get('precision') or '…'}")
+    if st.button("Cancel run", key=f"train_cancel_{run_id}", icon="⏹️",
+                 help="Stops within one training step. A checkpoint that was already evaluated is kept."):
+        if get_runner().cancel(run_id):
+            st.info("Cancelling… the run stops at its next step.")
+        else:
+            st.warning(f"Run #{run_id} is not trained by this server (the command line may be running it): "
+                       "stop it where it was started.")
+    _curves(run, "live")
+
+
+def _finished(run: dict) -> None:
+    """The outcome of a run that ended: metrics and links, or its error in words."""
+    _headline(run)
+    status = run["status"]
+    if status == "failed":
+        st.error(run.get("error") or "The run failed without a message; see data/runs/logs.")
+        return
+    st.session_state["focus_run"] = run["id"]  # preselected on the Runs and Demo pages
+    metrics = run.get("metrics") or {}
+    if status == "completed":
+        stopped = " (stopped early: no improvement)" if metrics.get("stopped") == "early_stopped" else ""
+        st.success(f"Run #{run['id']} completed in {charts.format_duration(run.get('duration_s'))}{stopped}.")
+    else:
+        st.warning(f"Run #{run['id']} {status}: {run.get('error') or 'no details'}")
+    shown = charts.headline_metrics(run["task"], metrics)
+    if shown:
+        for column, (title, value) in zip(st.columns(len(shown) + 2), shown):
+            column.metric(title, value)
+    elif status == "completed":
+        st.caption("No validation metrics: the dataset had too few labeled rows to hold some out.")
+    for note in (run.get("params") or {}).get("notes") or []:
+        st.caption(f"Note: {escape_text(note)}")
+    _curves(run, "done")
+    if run.get("artifact_dir"):
+        left, right, _ = st.columns([1, 1, 2])
+        left.page_link("pages/runs.py", label="Details on the Runs page", icon="📈")
+        right.page_link("pages/demo.py", label="Try it on the Demo page", icon="🎤")
+
+
+def _monitor(runner) -> None:
+    run = _run_to_show(runner)
+    if run is None:
+        return
+    if run["status"] in ACTIVE:
+        st.session_state[RUN_KEY] = run["id"]  # a tab that opened on someone's run keeps showing it once it ends
+        _live(run["id"])
+    else:
+        _finished(run)
+    st.divider()
+
+
+# ----------------------------------------------------------------------------- the new-run form
+
+def _model_picker() -> str | None:
+    """The model reference the user chose (None until one is typed), with availability and licence shown."""
+    choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, key="train_model_choice",
+                          help="SpanBERT is the default. The built-in MiniLM works without any network.")
+    if choice == LOCAL_CHOICE:
+        ref = st.text_input("Model folder", key="train_model_folder", placeholder="/path/to/saved-model",
+                            help="A folder saved with save_pretrained: config.json + weights (+ tokenizer).").strip()
+    elif choice == HUB_CHOICE:
+        ref = st.text_input("Hugging Face model id", key="train_model_hub", placeholder="bert-base-cased",
+                            help="Any encoder on the Hub, e.g. bert-base-cased or roberta-base.").strip()
+    else:
+        ref = choice
+    if not ref:
+        return None
+    if choice in models.KNOWN_MODELS:
+        known = models.KNOWN_MODELS[choice]
+        licence = f"Licence: **{known['license']}**"
+        if known["license"] == models.SPANBERT_LICENSE:
+            licence += " — fine for research and teaching, not for commercial products"
+        st.caption(f"{licence}. {known['note']}")
+    elif choice == HUB_CHOICE:
+        st.caption("Licence: see the model card on the Hugging Face Hub.")
+    ok, phrase = _availability(ref)
+    if ok:
+        st.caption(f"✓ Available offline ({phrase}).")
+    elif choice == LOCAL_CHOICE or ref.startswith(("/", ".", "~")):
+        st.warning(f"Cannot use this folder: {phrase}. Give a folder saved with save_pretrained "
+                   f"(config.json + weights), or pick {models.KNOWN_MODELS[models.BUILTIN_ALIAS]['title']}.")
+    elif _hub_reachable():
+        st.info(f"'{ref}' is not on this machine yet: it is downloaded from the Hugging Face Hub when training "
+                "starts (once; later runs use the cache).")
+    else:
+        st.warning(f"'{ref}' is not on this machine and the Hugging Face Hub cannot be reached, so training would "
+                   f"fail at once. Pick the built-in MiniLM ({models.BUILTIN_ALIAS}), which works offline, or a "
+                   "local model folder.")
+    return ref
+
+
+def _eval_choice(dataset: dict, datasets: list[dict]) -> str | None:
+    same_task = [d["name"] for d in datasets if d["task"] == dataset["task"]]
+    return st.selectbox("Evaluation dataset", [None, *same_task], key="train_eval_dataset",
+                        format_func=lambda name: "Hold out part of the training data" if name is None else name,
+                        help="Scores during training come from here. By default the dataset's own validation "
+                             "split, or 20% of its labeled rows, is held out.")
+
+
+def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConfig | None:
+    """Hyperparameter widgets; a TrainConfig when a model is chosen."""
+    task = dataset["task"]
+    defaults = TrainConfig(dataset=dataset["name"])
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs", min_value=0.1, max_value=1000.0, value=None, step=1.0, placeholder="auto",
+                             key="train_epochs", help="Empty = auto: 3 (classification) or 2 (QA), more for tiny "
+                                                      f"datasets so training gets at least {defaults.min_steps} steps.")
+    lr = c2.number_input("Learning rate", min_value=1e-7, max_value=1.0, value=None, step=1e-5, format="%.1e",
+                         placeholder="auto", key="train_learning_rate",
+                         help="Empty = auto: 5e-5 (classification) or 3e-5 (QA), doubled for small models.")
+    batch = c3.number_input("Batch size", min_value=1, max_value=1024, value=defaults.batch_size, step=1,
+                            key="train_batch_size", help="Examples per step. Lower it if memory runs out.")
+    max_length = c4.number_input("Max length (tokens)", min_value=16, max_value=4096, value=None, step=16,
+                                 placeholder="auto", key="train_max_length",
+                                 help="Empty = auto: 128 for classification, 384 for QA. Longer text is cut "
+                                      "(QA: split into overlapping windows).")
+    c1, c2, c3, c4 = st.columns(4)
+    doc_stride = defaults.doc_stride
+    if task == "qa":
+        doc_stride = c1.number_input("Doc stride", min_value=8, max_value=2048, value=defaults.doc_stride, step=8,
+                                     key="train_doc_stride",
+                                     help="Overlap in tokens between the windows of a long context.")
+    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=defaults.seed, step=1, key="train_seed",
+                           help="Same seed + same settings = same result.")
+    device = c3.selectbox("Device", DEVICES, key="train_device",
+                          help="auto: the GPU when PyTorch sees one, else the CPU.")
+    precision = c4.selectbox("Precision", PRECISIONS, key="train_precision",
+                             help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU. fp16 needs a GPU.")
+    eval_dataset = _eval_choice(dataset, datasets)
+    with st.expander("Advanced"):
+        c1, c2, c3, c4 = st.columns(4)
+        max_steps = c1.number_input("Max steps", min_value=1, value=None, step=10, placeholder="no cap",
+                                    key="train_max_steps", help="Stop after this many steps (quick trials).")
+        eval_every = c2.number_input("Evaluate every (steps)", min_value=1, value=None, step=10, placeholder="auto",
+                                     key="train_eval_every", help="Empty = about 10 evaluations per run.")
+        patience = c3.number_input("Early-stopping patience", min_value=1, max_value=1000, value=defaults.patience,
+                                   key="train_patience", help="Evaluations without improvement before stopping.")
+        fraction = c4.number_input("Validation fraction", min_value=0.05, max_value=0.5, step=0.05,
+                                   value=defaults.validation_fraction, key="train_validation_fraction",
+                                   help="Share of labeled rows held out when there is no validation split or "
+                                        "evaluation dataset.")
+    if device == "cpu" and precision == "fp16":
+        st.warning("fp16 needs a GPU: on the CPU use fp32 (or bf16).")
+    if ref is None:
+        return None
+    return TrainConfig(dataset=dataset["name"], model=ref, eval_dataset=eval_dataset, epochs=epochs,
+                       learning_rate=lr, batch_size=int(batch), max_length=int(max_length) if max_length else None,
+                       doc_stride=int(doc_stride), seed=int(seed), device=device, precision=precision,
+                       max_steps=int(max_steps) if max_steps else None,
+                       eval_every=int(eval_every) if eval_every else None, patience=int(patience),
+                       validation_fraction=float(fraction))
+
+
+def _new_run_form(runner) -> None:
+    datasets = storage.list_datasets()
+    if not datasets:
+        st.info("No datasets yet: upload a CSV or load a sample on the Data page first.")
+        st.page_link("pages/data.py", label="Go to the Data page", icon="📄")
+        return
+    names = [d["name"] for d in datasets]
+    name = st.selectbox("Dataset", names, key="train_dataset",
+                        format_func=lambda n: _dataset_title(next(d for d in datasets if d["name"] == n)),
+                        help="What the model learns from. Only labeled rows are used.")
+    dataset = next(d for d in datasets if d["name"] == name)
+    ref = _model_picker()
+    cfg = _settings(dataset, datasets, ref)
+    if runner.is_busy():
+        st.caption("Another run is training: a new one waits in the queue until it ends.")
+    if st.button("Start training", type="primary", icon="🚀", key="train_start", disabled=cfg is None,
+                 help="Runs in the background: you can leave this page, the run goes on."):
+        try:
+            run_id = runner.submit(cfg)
+        except storage.StorageError as exc:
+            st.error(str(exc))
+            return
+        st.session_state[RUN_KEY] = run_id
+        st.rerun()
+
+
+def _dataset_title(dataset: dict) -> str:
+    return f"{dataset['name']} — {dataset['task']}, {dataset['labeled']} of {dataset['rows']} rows labeled"
+
+
+st.title("Train")
+st.caption("Fine-tune SpanBERT (or another encoder) on one of your datasets. Training runs in the background.")
+_runner = get_runner()
+_monitor_area = st.container()
+st.subheader("New run")
+_new_run_form(_runner)
+with _monitor_area:
+    _monitor(_runner)

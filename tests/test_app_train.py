@@ -1,0 +1,129 @@
+"""Train page (AppTest): model picker warnings and licence, a short run to completion, cancelling a long run from a
+second tab, and a failed run's message."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import storage
+from pages.common import get_runner
+from tests.conftest import sentiment_rows
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def open_page(page: str) -> AppTest:
+    """A fresh browser tab on ``pages/<page>.py`` of the real app (its navigation, so page links resolve)."""
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@contextmanager
+def single_torch_thread():
+    """Tiny models train ~10x faster on one intra-op thread when other processes share the CPU cores."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """One SPANLAB_HOME (and one job runner) for the module, with a trainable and an untrainable dataset."""
+    with pytest.MonkeyPatch.context() as patch, single_torch_thread():
+        path = tmp_path_factory.mktemp("train-page-home")
+        patch.setenv("SPANLAB_HOME", str(path))
+        patch.delenv("DATABASE_URL", raising=False)
+        get_runner.clear()
+        storage.create_dataset("sentiment", "classification", sentiment_rows(6))
+        storage.create_dataset("one-label", "classification", [{"text": "good movie", "label": "positive"},
+                                                                 {"text": "great film", "label": "positive"}])
+        yield path
+        runner = get_runner()
+        for run in storage.list_runs():  # never leave a training thread writing into a removed home
+            if run["status"] in ("queued", "running"):
+                runner.cancel(run["id"])
+                runner.wait(run["id"], timeout=60)
+        get_runner.clear()
+
+
+def choose_local_model(at: AppTest, folder: Path, dataset: str, **numbers) -> AppTest:
+    at.selectbox(key="train_dataset").set_value(dataset)
+    at.selectbox(key="train_model_choice").set_value("local folder").run()
+    at.text_input(key="train_model_folder").set_value(str(folder))
+    at.selectbox(key="train_device").set_value("cpu")
+    for key, value in numbers.items():
+        at.number_input(key=f"train_{key}").set_value(value)
+    return at.run()
+
+
+def test_model_picker_shows_licence_and_warns_before_an_offline_hub_model(home):
+    at = open_page("train")
+    captions = " ".join(c.value for c in at.caption)
+    assert "CC-BY-NC 4.0" in captions  # SpanBERT is the default choice
+    at.selectbox(key="train_model_choice").set_value("hub id").run()
+    assert at.button(key="train_start").disabled  # nothing typed yet
+    at.text_input(key="train_model_hub").set_value("someone/not-in-the-cache").run()
+    warnings = " ".join(w.value for w in at.warning)
+    assert "builtin-minilm" in warnings and "someone/not-in-the-cache" in warnings
+    at.selectbox(key="train_model_choice").set_value("builtin-minilm").run()
+    assert "builtin-minilm" not in " ".join(w.value for w in at.warning)
+
+
+def test_short_run_trains_and_shows_its_metrics(home, tiny_model_dir):
+    at = open_page("train")
+    choose_local_model(at, tiny_model_dir, "sentiment", max_steps=12, learning_rate=2e-3, batch_size=8,
+                       eval_every=6)
+    at.selectbox(key="train_eval_dataset").set_value("sentiment")
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    run_id = at.session_state["train_run_id"]
+    params = storage.get_run(run_id)["params"]
+    assert params["max_steps"] == 12 and params["device"] == "cpu" and params["learning_rate"] == 2e-3
+    run = get_runner().wait(run_id, timeout=180)
+    assert run["status"] == "completed", run["error"]
+
+    at.run()
+    assert not at.exception, at.exception
+    assert any("completed" in s.value for s in at.success)
+    assert {m.label for m in at.metric} == {"accuracy", "macro-F1"}
+    assert len(at.get("page_link")) == 2  # to the Runs and Demo pages
+    assert not at.get("progress")  # no live view any more: the polling fragment is gone
+
+
+def test_second_tab_sees_the_live_run_and_cancels_it(home, tiny_model_dir):
+    first = open_page("train")
+    choose_local_model(first, tiny_model_dir, "sentiment", max_steps=100000, epochs=1000.0, batch_size=2)
+    first.button(key="train_start").click().run()
+    run_id = first.session_state["train_run_id"]
+
+    second = open_page("train")  # another tab: not the one that started it, still shows it live
+    assert second.get("progress"), "the active run is not shown"
+    assert any(f"Run #{run_id}" in m.value for m in second.markdown)
+    second.button(key=f"train_cancel_{run_id}").click().run()
+    run = get_runner().wait(run_id, timeout=120)
+    assert run["status"] == "cancelled"
+
+    first.run()
+    assert not first.exception, first.exception
+    assert any("cancelled" in w.value for w in first.warning)
+
+
+def test_failed_run_shows_its_error(home, tiny_model_dir):
+    at = open_page("train")
+    choose_local_model(at, tiny_model_dir, "one-label", max_steps=5)
+    at.button(key="train_start").click().run()
+    run = get_runner().wait(at.session_state["train_run_id"], timeout=120)
+    assert run["status"] == "failed"
+    at.run()
+    errors = [e.value for e in at.error]
+    assert errors and "at least 2 labels" in errors[0]
+    assert not at.exception
