@@ -141,12 +141,14 @@ def cmd_models(args) -> dict:
 def cmd_train(args) -> dict:
     from core import storage
     from core.runner import JobRunner
-    from core.training import TrainConfig, execute_run
-    JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted
+    from core.training import TrainConfig, execute_run, train_other_rank
     cfg = TrainConfig(dataset=args.dataset, model=args.model, eval_dataset=args.eval_dataset, epochs=args.epochs,
                       learning_rate=args.lr, batch_size=args.batch_size, max_length=args.max_length,
                       doc_stride=args.doc_stride, seed=args.seed, device=args.device, precision=args.precision,
                       max_steps=args.max_steps)
+    if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 records the run
+        return {"rank": int(os.environ["RANK"]), **train_other_rank(cfg)}
+    JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted
     info = storage.get_dataset(cfg.dataset)
     if cfg.eval_dataset:
         storage.get_dataset(cfg.eval_dataset)
@@ -159,8 +161,6 @@ def cmd_train(args) -> dict:
         if bar:
             bar.close()
     run = storage.get_run(run_id)
-    if os.environ.get("RANK", "0") != "0":
-        return {"run": run_id, "status": run["status"]}
     out = {"run": run_id, "status": run["status"], "metrics": _scalars(run.get("metrics") or {}),
            "train_samples_per_second": run.get("train_samples_per_second"), "device": run.get("device"),
            "precision": run.get("precision"), "model_dir": run.get("artifact_dir"), "error": run.get("error"),

@@ -206,8 +206,10 @@ def load_model(folder: Path, task: str, labels: list[str] | None = None):
 
 def quiet() -> None:
     """No per-load "Loading weights" / "Writing model shards" progress bars: the CLI shows its own, the app charts."""
+    from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
+    disable_progress_bars()
 
 
 def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, str]:

@@ -231,6 +231,12 @@ class MetricWriter:
         self.last = time.monotonic()
 
 
+def train_other_rank(cfg: TrainConfig) -> dict:
+    """What ranks 1..N-1 of a torchrun / accelerate launch do: train their shard in step with rank 0, which alone
+    records the run in the database, evaluates and saves."""
+    return _train(None, cfg, threading.Event(), None)
+
+
 def execute_run(run_id: int, cancel: threading.Event | None = None, progress=None) -> dict:
     """Train run ``run_id`` (its params are a TrainConfig) and record the outcome. Never raises for a training
     failure: the run is marked failed with the message. KeyboardInterrupt marks it interrupted and re-raises."""
@@ -286,10 +292,10 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
     cfg.max_length = cfg.max_length or DEFAULT_MAX_LENGTH[prepared.task]
-    device, precision = models.choose_device(cfg.device if dist["world"] == 1 else f"cuda:{dist['local_rank']}",
-                                             cfg.precision)
-    if dist["world"] > 1 and not torch.cuda.is_available():
-        device = "cpu"
+    requested = cfg.device
+    if dist["world"] > 1:  # one process per GPU (or per CPU process with gloo, for testing the launcher)
+        requested = f"cuda:{dist['local_rank']}" if torch.cuda.is_available() else "cpu"
+    device, precision = models.choose_device(requested, cfg.precision)
     resolved = models.resolve(cfg.model)
     notes = prepared.notes + resolved.notes
     tokenizer = models.load_tokenizer(resolved.folder, notes)
@@ -303,10 +309,11 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
         total_steps = min(total_steps, cfg.max_steps)
     eval_every = cfg.eval_every or max(1, math.ceil(total_steps / 10))
     log_every = max(1, min(10, total_steps // 50))
-    storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
-                       params={**cfg.to_params(), "notes": notes, "version_2": prepared.version_2,
-                               "labels": prepared.labels, "n_train": len(prepared.train),
-                               "n_validation": len(prepared.validation), "world_size": dist["world"]})
+    if is_main:
+        storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
+                           params={**cfg.to_params(), "notes": notes, "version_2": prepared.version_2,
+                                   "labels": prepared.labels, "n_train": len(prepared.train),
+                                   "n_validation": len(prepared.validation), "world_size": dist["world"]})
 
     model.to(device)
     train_model = model
@@ -389,7 +396,8 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
                 stop_reason = _agree_on_stop(stop_reason, device)
             if step >= total_steps or stop_reason:
                 break
-    writer.flush(step=step)
+    if is_main:
+        writer.flush(step=step)
 
     outcome = {"status": "cancelled" if stop_reason == "cancelled" else "completed",
                "train_samples_per_second": samples / train_time if train_time else None,

@@ -122,3 +122,24 @@ def test_offline_hub_model_fails_fast_naming_the_builtin(spanlab_home, tmp_path,
     code, out, err = cli(capsys, "train", "--dataset", "r", "--no-progress")  # default model: SpanBERT from the hub
     assert code == 1 and out["status"] == "failed"
     assert "builtin-minilm" in out["error"]
+
+
+def test_torchrun_data_parallel_records_one_run(spanlab_home, tiny_model_dir, tmp_path, capsys):
+    """Scale-out goes through torchrun on the same CLI (gloo on CPU here, NCCL on GPUs): two processes train
+    in step, rank 0 alone records the run and saves the model."""
+    data = write_csv(tmp_path / "s.csv", sentiment_rows(8), ["text", "label"])
+    cli(capsys, "import", str(data), "--task", "classification")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "core", "train", "--dataset", "s",
+                           "--eval-dataset", "s", "--model", str(tiny_model_dir), "--lr", "2e-3", "--batch-size", "4",
+                           "--max-steps", "30", "--no-progress", "--json"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SPANLAB_HOME": str(spanlab_home), "OMP_NUM_THREADS": "1"},
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r.get("rank", 0) for r in results) == [0, 1]
+    [main_result] = [r for r in results if "run" in r]
+    assert main_result["status"] == "completed" and main_result["metrics"]["accuracy"] >= 0.9
+    code, out, _ = cli(capsys, "runs")
+    assert len(out["runs"]) == 1 and out["runs"][0]["params"]["world_size"] == 2
