@@ -50,6 +50,16 @@ def make_tiny_model(folder: Path, with_tokenizer: bool = True) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models train faster on one thread, and the suite shares 2 cores with the browser test's server."""
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
