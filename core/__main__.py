@@ -156,9 +156,9 @@ def cmd_train(args) -> dict:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a killed CLI run is recorded as interrupted
     bar = _progress_bar(args)
     try:
-        result = execute_run(run_id, progress=bar.update_to if bar else None)
+        result = execute_run(run_id, progress=bar.update_to if bar is not None else None)
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     run = storage.get_run(run_id)
     out = {"run": run_id, "status": run["status"], "metrics": _scalars(run.get("metrics") or {}),

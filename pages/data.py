@@ -96,6 +96,14 @@ def _problem_table(items: list) -> pd.DataFrame:
                         columns=["where", "field", "problem"])
 
 
+def _show_problems(items: list) -> None:
+    """The problem/warning table; rows are made tall enough to wrap long messages instead of clipping them."""
+    long_messages = any(len(item.message) > 70 for item in items)
+    st.dataframe(_problem_table(items), hide_index=True, width="stretch", row_height=76 if long_messages else None,
+                 column_config={"where": st.column_config.TextColumn(width="small"),
+                                "field": st.column_config.TextColumn(width="small")})
+
+
 def _guess_task(columns: list[str]) -> str:
     return "qa" if set(REQUIRED_FIELDS["qa"]) <= detect_mapping(columns, "qa").keys() else "classification"
 
@@ -132,10 +140,10 @@ def _report(result: ImportResult, conflicts: list[str]) -> None:
         skipped = result.total_rows - len(result.rows)
         st.error(f"{len(result.problems)} problem(s): {skipped} of {result.total_rows} rows cannot be imported. "
                  "Fix them in the file and upload it again, or change the column mapping.")
-        st.dataframe(_problem_table(result.problems), hide_index=True, width="stretch")
+        _show_problems(result.problems)
     if result.warnings:
         st.warning(f"{len(result.warnings)} warning(s) — these rows are imported, but have a look:")
-        st.dataframe(_problem_table(result.warnings), hide_index=True, width="stretch")
+        _show_problems(result.warnings)
     if result.ok and not conflicts:
         labels = f" Labels: {', '.join(result.labels)}." if result.labels else ""
         st.success(f"No problems: {len(result.rows)} rows ready to import.{labels}")

@@ -364,6 +364,7 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
     spans = [(item.start, item.end) for item in found]
     if not answer and saved_text:
         spans = [(saved_start, saved_start + len(saved_text))]
+    st.caption("Context")
     st.html(highlighted_html(example["context"], spans, active=chosen if spans else None))
 
     columns = st.columns(2)
@@ -409,6 +410,8 @@ top = st.columns([4, 1])
 top[0].progress(labeled / total, text=annotation.progress_text(labeled, total, info["task"]))
 top[1].button("↶ Undo last change", key="undo", on_click=_undo, args=(info["id"],), width="stretch",
               help="Revert the most recent label or answer change in this dataset")
+if labeled == total:
+    st.page_link("pages/train.py", label=f"Train a model on '{name}'", icon="🚀")
 
 if info["task"] == "qa":
     _forget_grid()

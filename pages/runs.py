@@ -118,9 +118,9 @@ def _detail(run: dict) -> None:
         st.markdown("##### Final metrics")
         _final_metrics(run)
     with st.expander("Parameters"):
+        used = {key: run[key] for key in ("device", "precision") if run.get(key)}  # what "auto" resolved to
         st.json({"model": run["model"], "dataset": run.get("dataset_name"),
-                 "eval_dataset": run.get("eval_dataset_name"), "device": run.get("device"),
-                 "precision": run.get("precision"), **params}, expanded=True)
+                 "eval_dataset": run.get("eval_dataset_name"), **params, **used}, expanded=True)
     left, right, _ = st.columns([1, 1, 2])
     with left:
         _download(run)

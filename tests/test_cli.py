@@ -41,8 +41,9 @@ def test_classification_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
 
     code, out, err = cli(capsys, "train", "--dataset", "reviews", "--eval-dataset", "reviews", "--model",
                          str(tiny_model_dir), "--lr", "2e-3", "--batch-size", "8", "--max-steps", "60",
-                         "--device", "cpu", "--no-progress")
+                         "--device", "cpu")  # with the progress bar (on stderr)
     assert code == 0, err
+    assert "training" in err and "/60 [" in err  # the progress bar went to stderr, stdout stays JSON
     assert out["status"] == "completed" and out["metrics"]["accuracy"] >= 0.9
     assert out["train_samples_per_second"] > 0 and isinstance(out["run"], int)
     run = out["run"]
