@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,23 +35,11 @@ def train(dataset: str, model_dir: Path, **settings) -> int:
     return run_id
 
 
-@contextmanager
-def single_torch_thread():
-    """Tiny models train ~10x faster on one intra-op thread when other processes share the CPU cores."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model_dir):
     """A QA run that has learned qa_rows() (as tests/test_training.py::test_qa_learns_spans) and a quick
     classification run, shared by this module."""
-    with pytest.MonkeyPatch.context() as patch, single_torch_thread():
+    with pytest.MonkeyPatch.context() as patch:  # one torch thread: see conftest
         patch.setenv("SPANLAB_HOME", str(tmp_path_factory.mktemp("demo-page-home")))
         patch.delenv("DATABASE_URL", raising=False)
         storage.create_dataset("capitals", "qa", qa_rows())

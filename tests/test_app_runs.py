@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,22 +34,10 @@ def train(model_dir: Path, dataset: str, **overrides) -> int:
     return run_id
 
 
-@contextmanager
-def single_torch_thread():
-    """Tiny models train ~10x faster on one intra-op thread when other processes share the CPU cores."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model_dir):
     """Two classification runs, one QA run and one failed run, in a home shared by this module."""
-    with pytest.MonkeyPatch.context() as patch, single_torch_thread():
+    with pytest.MonkeyPatch.context() as patch:  # one torch thread: see conftest
         patch.setenv("SPANLAB_HOME", str(tmp_path_factory.mktemp("runs-page-home")))
         patch.delenv("DATABASE_URL", raising=False)
         storage.create_dataset("sentiment", "classification", sentiment_rows(6))

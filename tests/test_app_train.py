@@ -2,7 +2,6 @@
 second tab, and a failed run's message."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,22 +22,10 @@ def open_page(page: str) -> AppTest:
     return at
 
 
-@contextmanager
-def single_torch_thread():
-    """Tiny models train ~10x faster on one intra-op thread when other processes share the CPU cores."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """One SPANLAB_HOME (and one job runner) for the module, with a trainable and an untrainable dataset."""
-    with pytest.MonkeyPatch.context() as patch, single_torch_thread():
+    with pytest.MonkeyPatch.context() as patch:  # one torch thread: see conftest
         path = tmp_path_factory.mktemp("train-page-home")
         patch.setenv("SPANLAB_HOME", str(path))
         patch.delenv("DATABASE_URL", raising=False)
