@@ -24,10 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         TypeDecorator, and_, case, create_engine, delete, event, func, insert, or_,
                         select, update)
@@ -215,14 +211,31 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
-def _alembic_config(connection) -> AlembicConfig:
+# The newest migration in core/migrations/versions (a test checks they agree). A database already there is
+# opened without importing Alembic at all, which keeps the app's first page fast.
+HEAD_REVISION = "0003"
+
+
+def _alembic_config(connection):
+    from alembic.config import Config as AlembicConfig
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     config.attributes["connection"] = connection
     return config
 
 
+def _current_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect, text
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _upgrade(engine: Engine, revision: str) -> None:
+    if revision == "head" and _current_revision(engine) == HEAD_REVISION:
+        return
+    from alembic import command
     with engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection:
         command.upgrade(_alembic_config(connection), revision)
 
@@ -230,6 +243,9 @@ def _upgrade(engine: Engine, revision: str) -> None:
 def migrate(url: str | None = None, revision: str = "head") -> None:
     """Bring the database at ``url`` (default: DATABASE_URL / SPANLAB_HOME) to ``revision``
     ("head", "0001", "base", ...), downgrading when the database is newer than that."""
+    from alembic import command
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
     engine = _create_engine(url or database_url())
     try:
         with engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection:

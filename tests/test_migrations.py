@@ -95,3 +95,14 @@ def test_orm_models_match_the_migrated_schema(tmp_path, monkeypatch):
     with storage.get_engine().connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), storage.Base.metadata) == []
     storage.dispose_engines()
+
+
+def test_head_revision_constant_matches_the_migration_scripts():
+    """storage skips Alembic for a database already at HEAD_REVISION: that constant must be the real head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from core import storage
+    config = Config()
+    config.set_main_option("script_location", str(storage.MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == storage.HEAD_REVISION
