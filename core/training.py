@@ -3,8 +3,10 @@
 ``execute_run`` is what the job runner and the CLI call: it marks the run running, trains, records every
 logged loss/metric point in the database as it happens, keeps the best checkpoint (early stopping on the
 validation metric), saves it atomically as a standard HF folder and records the outcome — completed,
-cancelled, or failed with its message. Distributed data parallel comes from ``torchrun``/``accelerate launch``
-(WORLD_SIZE/RANK/LOCAL_RANK in the environment): rank 0 evaluates, logs and saves.
+cancelled, or failed with its message. Small classification datasets get the few-shot recipe of
+``core/fewshot.py`` (no held-out split, mean-pooling head, contrastive stage, linear probe, then this loop).
+Distributed data parallel comes from ``torchrun``/``accelerate launch`` (WORLD_SIZE/RANK/LOCAL_RANK in the
+environment): rank 0 evaluates, logs and saves.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core import config as spanlab_config
-from core import models, storage
+from core import fewshot, models, storage
 from core.tasks import classification as cls_task
 
 DEFAULT_LR = {"classification": 5e-5, "qa": 3e-5}
@@ -47,11 +49,13 @@ class TrainConfig:
     precision: str = "auto"
     validation_fraction: float = 0.2
     min_steps: int = 150          # few-shot data still gets enough optimizer steps to learn
-    max_steps: int | None = None  # hard cap (tests, quick trials)
+    max_steps: int | None = None  # hard cap (tests, quick trials); few-shot: on each of its two training stages
     eval_every: int | None = None  # steps between evaluations; default ~10 evaluations per run
     patience: int = 5             # evaluations without improvement before stopping early
     max_answer_length: int = 30
     null_score_threshold: float = 0.0
+    few_shot: str = "auto"        # small classification data: the few-shot recipe (core/fewshot.py); "on" / "off"
+    contrastive_epochs: int | None = None  # few-shot contrastive stage; None = the recipe's choice, 0 = skip it
 
     def to_params(self) -> dict:
         return asdict(self)
@@ -74,6 +78,7 @@ class Prepared:
     validation: list[dict]
     notes: list[str] = field(default_factory=list)
     version_2: bool = False
+    few_shot: bool = False  # train with the few-shot recipe (core/fewshot.py)
 
 
 # ---------------------------------------------------------------- data
@@ -100,7 +105,12 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
         train = [e for e in usable if e.get("split") in (None, "", "train")]
     else:
         pool = [e for e in usable if e.get("split") != "test"]
-        if task == "classification":
+        if task == "classification" and fewshot.applies(task, len(pool), len({e["label"] for e in pool}),
+                                                        cfg.few_shot):
+            train, validation = pool, []  # few labels: every one of them trains (core/fewshot.py, step 1)
+            notes.append(f"few-shot recipe: all {len(pool)} labeled examples train the model, none is held out; "
+                         "pick an evaluation dataset (or add a validation split) to measure accuracy")
+        elif task == "classification":
             train, validation = cls_task.split_train_validation(pool, cfg.validation_fraction, cfg.seed)
         else:
             train, validation = _split_qa_by_context(pool, cfg.validation_fraction, cfg.seed)
@@ -117,10 +127,11 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
         if unknown:
             raise TrainingError(f"The evaluation data has labels the training data lacks: {unknown}. "
                                 "Add training examples for them or remove them from the evaluation data.")
-    if not validation:
+    few_shot = fewshot.applies(task, len(train), len({e.get("label") for e in train}), cfg.few_shot)
+    if not validation and not few_shot:
         notes.append("no validation examples (too few labeled rows): the last checkpoint is kept, no early stopping")
     version_2 = task == "qa" and any(e["answer_text"] == "" for e in train + validation)
-    return Prepared(task, labels, train, validation, notes, version_2)
+    return Prepared(task, labels, train, validation, notes, version_2, few_shot)
 
 
 def _is_labeled(example: dict, task: str) -> bool:
@@ -194,10 +205,17 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Rand
 
 # ---------------------------------------------------------------- schedule defaults
 
-def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_size: int) -> TrainConfig:
-    """Fill the automatic settings. Small models tolerate (and need) a larger learning rate; few-shot data gets
-    at least ``min_steps`` optimizer steps."""
+def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_size: int,
+                     few_shot: bool = False) -> TrainConfig:
+    """Fill the automatic settings. Small models tolerate (and need) a larger learning rate; small data gets at
+    least ``min_steps`` optimizer steps, or, with the few-shot recipe, that recipe's schedule."""
     cfg = TrainConfig(**asdict(cfg))
+    if few_shot:  # the fine-tuning stage that follows the contrastive stage and the linear probe
+        cfg.learning_rate = fewshot.FINE_TUNE_LR if cfg.learning_rate is None else cfg.learning_rate
+        cfg.epochs = fewshot.FINE_TUNE_EPOCHS if cfg.epochs is None else cfg.epochs
+        if cfg.contrastive_epochs is None:
+            cfg.contrastive_epochs = fewshot.CONTRASTIVE_EPOCHS
+        return cfg
     if cfg.learning_rate is None:
         cfg.learning_rate = DEFAULT_LR[task] * (2 if hidden_size < 768 else 1)
     steps_per_epoch = max(1, math.ceil(n_train_features / cfg.batch_size))
@@ -301,13 +319,31 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     tokenizer = models.load_tokenizer(resolved.folder, notes)
     set_seed(cfg.seed)
     model = models.load_model(resolved.folder, prepared.task, prepared.labels)
+    if prepared.few_shot:
+        if not fewshot.add_mean_pooling_head(model):
+            notes.append(f"few-shot recipe: {type(model).__name__} keeps its own [CLS] head (no mean-pooling layer)")
+        if not fewshot.has_linear_head(model):
+            notes.append("few-shot recipe: the classifier is not one linear layer, so no linear probe initialises it")
+        fewshot.freeze_word_embeddings(model)
     train_features = encode(prepared, prepared.train, tokenizer, cfg, for_eval=False)
-    cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size)
+    cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size, prepared.few_shot)
     steps_per_epoch = math.ceil(len(train_features) / cfg.batch_size / dist["world"])
-    total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
-    eval_every = cfg.eval_every or max(1, math.ceil(total_steps / 10))
+    ft_steps = math.ceil(steps_per_epoch * cfg.epochs)
+    if not prepared.few_shot:
+        ft_steps = max(1, ft_steps)
+    contrastive_plan = []  # few-shot stage before fine-tuning: batches of example indices
+    if prepared.few_shot and cfg.contrastive_epochs:
+        if dist["world"] > 1:
+            notes.append("few-shot recipe: the contrastive stage is skipped in data-parallel runs")
+        else:
+            contrastive_plan = fewshot.contrastive_batches([f["labels"] for f in train_features],
+                                                           cfg.contrastive_epochs, cfg.batch_size, cfg.seed)
+    if cfg.max_steps:  # a cap on the steps of each stage
+        contrastive_plan = contrastive_plan[:cfg.max_steps]
+        ft_steps = min(ft_steps, cfg.max_steps)
+    pre_steps = len(contrastive_plan)
+    total_steps = pre_steps + ft_steps  # steps are counted across both stages (progress, metric points)
+    eval_every = cfg.eval_every or max(1, math.ceil(ft_steps / 10))
     log_every = max(1, min(10, total_steps // 50))
     if is_main:
         storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
@@ -321,13 +357,13 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist["local_rank"]] if device.startswith("cuda") else None)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.startswith("cuda"))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * cfg.warmup_ratio), total_steps)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fewshot.fused_adam_supported(device))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(ft_steps * cfg.warmup_ratio), max(1, ft_steps))
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     pad_id = tokenizer.pad_token_id or 0
@@ -341,6 +377,14 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     bad_evals, step, samples, train_time, window = 0, 0, 0, 0.0, []
     started = time.monotonic()
     stop_reason = None
+
+    if prepared.few_shot:
+        t0 = time.perf_counter()
+        step = _few_shot_start(model, train_features, contrastive_plan, cfg, device, amp_dtype, pad_id,
+                               writer if is_main else None, log_every, total_steps, cancel, progress)
+        samples = sum(len(b) for b in contrastive_plan[:step])
+        train_time += time.perf_counter() - t0
+        stop_reason = "cancelled" if cancel.is_set() else None
 
     model.train()
     while step < total_steps and stop_reason is None:
@@ -373,14 +417,14 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
             samples += len(batch_ids) * dist["world"]
             window.append(loss.item())
             train_time += time.perf_counter() - t0
-            epoch = step / steps_per_epoch
+            epoch = (step - pre_steps) / steps_per_epoch
             if is_main and (step % log_every == 0 or step == total_steps):
                 writer.add(step, epoch, {"train/loss": sum(window) / len(window),
                                          "learning_rate": scheduler.get_last_lr()[0]})
                 window = []
                 if progress:
                     progress(step, total_steps)
-            if evaluator and (step % eval_every == 0 or step == total_steps):
+            if evaluator and ((step - pre_steps) % eval_every == 0 or step == total_steps):
                 scores = evaluator.evaluate(model)
                 model.train()
                 writer.add(step, epoch, {f"eval/{k}": v for k, v in scores.items() if _is_number(v)}, force=True)
@@ -420,6 +464,29 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     if stop_reason == "cancelled":
         outcome["error"] = "cancelled by the user" + (" (best checkpoint so far kept)" if artifact else "")
     return outcome
+
+
+def _few_shot_start(model, train_features, contrastive_plan, cfg, device, amp_dtype, pad_id, writer, log_every,
+                    total_steps, cancel, progress) -> int:
+    """Steps 3 and 4 of the few-shot recipe (core/fewshot.py): the contrastive stage, then the linear probe that
+    initialises the classifier. Returns the number of contrastive steps done (fewer when cancelled)."""
+    label_ids = [f["labels"] for f in train_features]
+    per_epoch = max(1, len(contrastive_plan) // max(1, cfg.contrastive_epochs or 1))
+
+    def on_step(step, total, loss, learning_rate):
+        if writer and (step % log_every == 0 or step == total):
+            writer.add(step, step / per_epoch, {"train/contrastive_loss": loss, "learning_rate": learning_rate})
+            if progress:
+                progress(step, total_steps)
+
+    losses = fewshot.contrastive_stage(model, train_features, label_ids, contrastive_plan,
+                                       learning_rate=fewshot.CONTRASTIVE_LR, collate=collate, pad_id=pad_id,
+                                       device=device, amp_dtype=amp_dtype, should_stop=cancel.is_set,
+                                       on_step=on_step)
+    if not cancel.is_set() and fewshot.has_linear_head(model):
+        embeddings = fewshot.pooled_features(model, train_features, collate, pad_id, device)
+        fewshot.init_head_with_linear_probe(model, embeddings, label_ids, model.config.num_labels, cfg.seed)
+    return len(losses)
 
 
 def _is_number(value) -> bool:
@@ -522,6 +589,7 @@ def save_model_folder(run_id: int, model, tokenizer, prepared: Prepared, cfg: Tr
                 "max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
                 "max_answer_length": cfg.max_answer_length, "version_2": prepared.version_2,
                 "null_score_threshold": cfg.null_score_threshold,
+                "recipe": "few-shot (core/fewshot.py)" if prepared.few_shot else "fine-tuning",
                 "metrics": {k: v for k, v in metrics.items() if _is_number(v)}}
         (tmp / "spanlab.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if final.exists():

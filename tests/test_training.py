@@ -26,7 +26,8 @@ def _run(cfg: TrainConfig, **kwargs) -> dict:
 def test_classification_learns_and_saves_standard_folder(spanlab_home, tiny_model_dir):
     storage.create_dataset("sentiment", "classification", sentiment_rows(8))
     cfg = TrainConfig(dataset="sentiment", eval_dataset="sentiment", model=str(tiny_model_dir), learning_rate=2e-3,
-                      batch_size=8, max_steps=60, eval_every=20, device="cpu", seed=1)
+                      batch_size=8, max_steps=60, eval_every=20, device="cpu", seed=1,
+                      few_shot="off")  # the plain fine-tuning loop; the few-shot recipe: tests/test_fewshot.py
     run = _run(cfg)
     assert run["status"] == "completed", run["error"]
     assert run["metrics"]["accuracy"] >= 0.9
