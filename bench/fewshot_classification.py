@@ -290,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-limit", type=int, help="evaluate on a seeded sample of this many rows per class "
                                                        "(iteration only; reported numbers use the full sets)")
     parser.add_argument("--out", type=Path, help=f"default {RESULTS} ({RESULTS_QUICK.name} with --quick)")
-    parser.add_argument("--append", action="store_true", help="keep the runs already in --out (other data sets, k "
-                                                              "or seeds) and add these: for running the grid in parts")
+    parser.add_argument("--append", action="store_true", help="keep the runs already in --out (other data sets, k, "
+                                                              "seeds or sides) and add these: for running the grid "
+                                                              "in parts, or re-running one side after a change")
     args = parser.parse_args(argv)
     if args.quick:
         args.datasets, args.seeds = ["sst2"], args.seeds[:1]
@@ -311,13 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     runs, ref_versions, eval_rows = [], {}, {}
     if args.append and args.out.exists():
         previous = json.loads(args.out.read_text(encoding="utf-8"))
-        redo = {(d, k, s) for d in args.datasets for k in args.k for s in args.seeds}
-        runs = [r for r in previous["runs"] if (r["dataset"], r["k"], r["seed"]) not in redo]
+        redo = {(d, k, s, side) for d in args.datasets for k in args.k for s in args.seeds for side in sides}
+        runs = [r for r in previous["runs"] if (r["dataset"], r["k"], r["seed"], r["side"]) not in redo]
         ref_versions = previous["versions"].get("reference_venv") or {}
         eval_rows = dict(previous["settings"].get("eval_rows") or {})
     settings = {"datasets": sorted({r["dataset"] for r in runs} | set(args.datasets)),
                 "k": sorted({r["k"] for r in runs} | set(args.k)),
-                "seeds": sorted({r["seed"] for r in runs} | set(args.seeds)), "sides": sides,
+                "seeds": sorted({r["seed"] for r in runs} | set(args.seeds)),
+                "sides": sorted({r["side"] for r in runs} | set(sides), key=SIDES.index),
                 "eval_rows": eval_rows, "hf_recipe": HF_RECIPE, "setfit": "library defaults (TrainingArguments())",
                 "spanlab": "python -m core train --model builtin-minilm (automatic settings)",
                 "wall_time": "training process start to exit (model saved); prediction excluded"}
@@ -360,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                             versions_seen = result.pop("versions")
                             if side == "setfit":
                                 ref_versions = versions_seen
-                        runs.append({"dataset": name, "k": k, "seed": seed, "side": side, **result})
+                        runs.append({"dataset": name, "k": k, "seed": seed, "side": side, **result,
+                                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
                         print(f"{name} k={k} seed={seed} {side:<8} accuracy {result['accuracy']:.3f} "
                               f"wall {result['wall_seconds']:.1f} s cpu {result['cpu_seconds']:.1f} s", flush=True)
                         write_report(final=False)

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 LOSS = "train/loss"
+CONTRASTIVE_LOSS = "train/contrastive_loss"  # the few-shot recipe's first stage (core/fewshot.py)
 EVAL_METRICS = {
     "classification": [("eval/accuracy", "accuracy"), ("eval/macro_f1", "macro-F1")],
     "qa": [("eval/exact_match", "exact match"), ("eval/f1", "F1")],
@@ -51,13 +52,17 @@ def _points(frame: pd.DataFrame | None, name: str) -> pd.DataFrame:
 
 
 def loss_figure(frame: pd.DataFrame | None) -> go.Figure:
-    """Training loss per logged step of one run."""
+    """Training loss per logged step of one run (and, for the few-shot recipe, its contrastive stage before it)."""
     fig = _base_figure("Training loss", y_title="loss")
-    points = _points(frame, LOSS)
-    if points.empty:
+    drawn = 0
+    for name, title in ((CONTRASTIVE_LOSS, "contrastive stage"), (LOSS, "loss")):
+        points = _points(frame, name)
+        if not points.empty:
+            fig.add_trace(go.Scatter(x=points["step"], y=points["value"], mode="lines", name=title,
+                                     line=dict(width=2)))
+            drawn += 1
+    if not drawn:
         return _empty_note(fig, "No loss logged yet")
-    fig.add_trace(go.Scatter(x=points["step"], y=points["value"], mode="lines", name="loss",
-                             line=dict(width=2)))
     return fig
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts, models, storage
+from core import charts, fewshot, models, storage
 from core.highlight import escape_text
 from core.training import TrainConfig
 from pages.common import get_runner
@@ -20,6 +20,7 @@ LOCAL_CHOICE, HUB_CHOICE = "local folder", "hub id"
 MODEL_CHOICES = [*models.KNOWN_MODELS, LOCAL_CHOICE, HUB_CHOICE]
 DEVICES = ["auto", "cpu", "cuda"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
+FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
 
 
@@ -122,7 +123,8 @@ def _finished(run: dict) -> None:
         for column, (title, value) in zip(st.columns(len(shown) + 2), shown):
             column.metric(title, value)
     elif status == "completed":
-        st.caption("No validation metrics: the dataset had too few labeled rows to hold some out.")
+        st.caption("No validation metrics: no labeled rows were held out (see the notes below). Pick an "
+                   "evaluation dataset to measure the model.")
     for note in (run.get("params") or {}).get("notes") or []:
         st.caption(f"Note: {escape_text(note)}")
     _curves(run, "done")
@@ -199,10 +201,13 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("Epochs", min_value=0.1, max_value=1000.0, value=None, step=1.0, placeholder="auto",
                              key="train_epochs", help="Empty = auto: 3 (classification) or 2 (QA), more for tiny "
-                                                      f"datasets so training gets at least {defaults.min_steps} steps.")
+                                                      f"datasets so training gets at least {defaults.min_steps} "
+                                                      "steps; the few-shot recipe fine-tunes for "
+                                                      f"{fewshot.FINE_TUNE_EPOCHS:g} after its contrastive stage.")
     lr = c2.number_input("Learning rate", min_value=1e-7, max_value=1.0, value=None, step=1e-5, format="%.1e",
                          placeholder="auto", key="train_learning_rate",
-                         help="Empty = auto: 5e-5 (classification) or 3e-5 (QA), doubled for small models.")
+                         help="Empty = auto: 5e-5 (classification) or 3e-5 (QA), doubled for small models; "
+                              f"{fewshot.FINE_TUNE_LR:g} in the few-shot recipe.")
     batch = c3.number_input("Batch size", min_value=1, max_value=1024, value=defaults.batch_size, step=1,
                             key="train_batch_size", help="Examples per step. Lower it if memory runs out.")
     max_length = c4.number_input("Max length (tokens)", min_value=16, max_value=4096, value=None, step=16,
@@ -223,6 +228,15 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                              help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU. fp16 needs a GPU.")
     eval_dataset = _eval_choice(dataset, datasets)
     with st.expander("Advanced"):
+        if task == "classification":
+            few_shot = st.radio("Few-shot recipe", FEW_SHOT_CHOICES, horizontal=True, key="train_few_shot",
+                                format_func=FEW_SHOT_CHOICES.get,
+                                help=f"For small labeled sets (up to {fewshot.MAX_EXAMPLES_PER_LABEL} examples per "
+                                     "label): every example trains (none is held out), a short contrastive stage "
+                                     "groups same-label sentences, a linear probe sets the classifier, then a "
+                                     "short fine-tuning. Pick an evaluation dataset to see accuracy curves.")
+        else:
+            few_shot = "auto"
         c1, c2, c3, c4 = st.columns(4)
         max_steps = c1.number_input("Max steps", min_value=1, value=None, step=10, placeholder="no cap",
                                     key="train_max_steps", help="Stop after this many steps (quick trials).")
@@ -243,7 +257,7 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                        doc_stride=int(doc_stride), seed=int(seed), device=device, precision=precision,
                        max_steps=int(max_steps) if max_steps else None,
                        eval_every=int(eval_every) if eval_every else None, patience=int(patience),
-                       validation_fraction=float(fraction))
+                       validation_fraction=float(fraction), few_shot=few_shot)
 
 
 def _new_run_form(runner) -> None:

@@ -70,11 +70,13 @@ def test_short_run_trains_and_shows_its_metrics(home, tiny_model_dir):
     choose_local_model(at, tiny_model_dir, "sentiment", max_steps=12, learning_rate=2e-3, batch_size=8,
                        eval_every=6)
     at.selectbox(key="train_eval_dataset").set_value("sentiment")
+    assert at.radio(key="train_few_shot").value == "auto"  # small data: the few-shot recipe by default
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
     run_id = at.session_state["train_run_id"]
     params = storage.get_run(run_id)["params"]
     assert params["max_steps"] == 12 and params["device"] == "cpu" and params["learning_rate"] == 2e-3
+    assert params["few_shot"] == "auto"
     run = get_runner().wait(run_id, timeout=180)
     assert run["status"] == "completed", run["error"]
 
@@ -82,6 +84,8 @@ def test_short_run_trains_and_shows_its_metrics(home, tiny_model_dir):
     assert not at.exception, at.exception
     assert any("completed" in s.value for s in at.success)
     assert {m.label for m in at.metric} == {"accuracy", "macro-F1"}
+    names = set(storage.metric_frame(run_id)["name"])
+    assert "train/contrastive_loss" in names and "train/loss" in names  # both stages of the few-shot recipe ran
     assert len(at.get("page_link")) == 2  # to the Runs and Demo pages
     assert not at.get("progress")  # no live view any more: the polling fragment is gone
 

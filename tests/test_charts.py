@@ -26,6 +26,13 @@ def test_loss_figure_plots_loss_points_in_step_order():
     assert list(trace.x) == [10, 20] and list(trace.y) == [0.9, 0.5]
 
 
+def test_loss_figure_shows_the_few_shot_contrastive_stage_before_the_loss():
+    fig = charts.loss_figure(frame([(1, 1, "train/contrastive_loss", 0.4), (1, 2, "train/contrastive_loss", 0.3),
+                                    (1, 3, "train/loss", 0.7)]))
+    assert [t.name for t in fig.data] == ["contrastive stage", "loss"]
+    assert list(fig.data[0].x) == [1, 2] and list(fig.data[1].x) == [3]
+
+
 @pytest.mark.parametrize("data", [EMPTY, None, frame([(1, 5, "eval/f1", 50.0)])])
 def test_loss_figure_without_points_says_so(data):
     fig = charts.loss_figure(data)

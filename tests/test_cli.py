@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -43,7 +44,7 @@ def test_classification_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
                          str(tiny_model_dir), "--lr", "2e-3", "--batch-size", "8", "--max-steps", "60",
                          "--device", "cpu")  # with the progress bar (on stderr)
     assert code == 0, err
-    assert "training" in err and "/60 [" in err  # the progress bar went to stderr, stdout stays JSON
+    assert re.search(r"training: 100%.* (\d+)/\1 \[", err)  # the progress bar went to stderr, stdout stays JSON
     assert out["status"] == "completed" and out["metrics"]["accuracy"] >= 0.9
     assert out["train_samples_per_second"] > 0 and isinstance(out["run"], int)
     run = out["run"]
@@ -144,3 +145,19 @@ def test_torchrun_data_parallel_records_one_run(spanlab_home, tiny_model_dir, tm
     assert main_result["status"] == "completed" and main_result["metrics"]["accuracy"] >= 0.9
     code, out, _ = cli(capsys, "runs")
     assert len(out["runs"]) == 1 and out["runs"][0]["params"]["world_size"] == 2
+
+
+def test_few_shot_recipe_is_the_default_for_small_data_and_can_be_turned_off(spanlab_home, tiny_model_dir, capsys):
+    from core import storage
+    storage.create_dataset("small", "classification", sentiment_rows(6))
+    common = ["--dataset", "small", "--model", str(tiny_model_dir), "--max-steps", "3", "--device", "cpu",
+              "--no-progress"]
+    code, default, err = cli(capsys, "train", *common)
+    assert code == 0, err
+    assert any("few-shot recipe" in note for note in default["notes"])
+    code, off, err = cli(capsys, "train", *common, "--few-shot", "off")
+    assert code == 0, err
+    assert not any("few-shot recipe" in note for note in off["notes"])
+    params = {run: storage.get_run(run)["params"] for run in (default["run"], off["run"])}
+    assert params[default["run"]]["few_shot"] == "auto" and params[off["run"]]["few_shot"] == "off"
+    assert params[default["run"]]["contrastive_epochs"] > 0  # the contrastive stage ran before fine-tuning

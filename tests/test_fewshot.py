@@ -105,6 +105,17 @@ def test_contrastive_loss_rewards_label_clusters():
     assert float(loss.detach()) == 0.0
 
 
+def test_pairwise_cosine_loss_is_zero_for_perfect_clusters_and_counts_every_pair():
+    labels = torch.tensor([0, 0, 1])
+    perfect = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0]])  # same label: cos 1; other label: cos 0
+    assert float(fewshot.pairwise_cosine_loss(perfect, labels)) == pytest.approx(0.0, abs=1e-7)
+    swapped = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # the same-label pair orthogonal, another aligned
+    assert float(fewshot.pairwise_cosine_loss(swapped, labels)) == pytest.approx(2 / 3)  # pairs: (1-0)^2, (1-0)^2, 0
+    embeddings = torch.randn(6, 4, requires_grad=True)
+    fewshot.pairwise_cosine_loss(embeddings, torch.tensor([0, 1, 2, 0, 1, 2])).backward()
+    assert embeddings.grad.abs().sum() > 0
+
+
 def test_contrastive_batches_cover_every_example_each_epoch_with_mixed_labels():
     label_ids = [0] * 10 + [1] * 6 + [2] * 4
     plan = fewshot.contrastive_batches(label_ids, epochs=3, batch_size=8, seed=0)
