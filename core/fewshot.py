@@ -28,7 +28,8 @@ their words would move, and leaving the largest matrix out of the optimizer make
 The hyperparameters were chosen with ``bench/fewshot_tune.py`` on samples of the SST-2 and AG News training pools,
 scored on other rows of those pools (never on their evaluation splits); see BENCHMARKS.md, section 1. Halving the
 first choice (20 contrastive + 10 fine-tuning epochs) to 10 + 4 kept accuracy equal and cut training time 2-2.5x;
-the pairwise cosine loss then beat SupCon on both pools at the same cost.
+the pairwise cosine loss then beat SupCon on both pools at the same cost, and on the 4-label pool 20 contrastive
+epochs beat 10 (hence epochs per label).
 """
 from __future__ import annotations
 
@@ -42,10 +43,18 @@ PROBE_C = 1.0                 # inverse L2 strength of the linear probe (scikit-
 # The automatic schedule (TrainConfig fields left at None take these; chosen on the training pools, see above).
 CONTRASTIVE_TEMPERATURE = 0.1
 CONTRASTIVE_LR = 2e-5
-CONTRASTIVE_EPOCHS = 10       # -> TrainConfig.contrastive_epochs
+CONTRASTIVE_EPOCHS_PER_LABEL = 5  # -> TrainConfig.contrastive_epochs (see contrastive_epochs)
+MAX_CONTRASTIVE_EPOCHS = 40
 CONTRASTIVE_LOSS = "cosine"   # SetFit's (cos - same label)^2 over every pair of a batch; or "supcon"
 FINE_TUNE_LR = 2e-5           # -> TrainConfig.learning_rate
 FINE_TUNE_EPOCHS = 4.0        # -> TrainConfig.epochs
+
+
+def contrastive_epochs(n_labels: int) -> int:
+    """The contrastive stage's length: ``CONTRASTIVE_EPOCHS_PER_LABEL`` epochs per label (10 for two labels, 20
+    for four), capped. A batch of B examples over L labels holds about B^2 / 2L same-label pairs, so with more
+    labels each epoch carries fewer positive pairs; more epochs keep their number per example about the same."""
+    return max(1, min(MAX_CONTRASTIVE_EPOCHS, CONTRASTIVE_EPOCHS_PER_LABEL * max(2, n_labels)))
 
 
 def applies(task: str, n_train: int, n_labels: int, mode: str = "auto") -> bool:

@@ -206,7 +206,7 @@ def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Rand
 # ---------------------------------------------------------------- schedule defaults
 
 def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_size: int,
-                     few_shot: bool = False) -> TrainConfig:
+                     few_shot: bool = False, n_labels: int = 2) -> TrainConfig:
     """Fill the automatic settings. Small models tolerate (and need) a larger learning rate; small data gets at
     least ``min_steps`` optimizer steps, or, with the few-shot recipe, that recipe's schedule."""
     cfg = TrainConfig(**asdict(cfg))
@@ -214,7 +214,7 @@ def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_
         cfg.learning_rate = fewshot.FINE_TUNE_LR if cfg.learning_rate is None else cfg.learning_rate
         cfg.epochs = fewshot.FINE_TUNE_EPOCHS if cfg.epochs is None else cfg.epochs
         if cfg.contrastive_epochs is None:
-            cfg.contrastive_epochs = fewshot.CONTRASTIVE_EPOCHS
+            cfg.contrastive_epochs = fewshot.contrastive_epochs(n_labels)
         return cfg
     if cfg.learning_rate is None:
         cfg.learning_rate = DEFAULT_LR[task] * (2 if hidden_size < 768 else 1)
@@ -302,7 +302,6 @@ def _now():
 
 
 def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> dict:
-    import numpy as np
     import torch
     from transformers import get_linear_schedule_with_warmup, set_seed
 
@@ -326,7 +325,8 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
             notes.append("few-shot recipe: the classifier is not one linear layer, so no linear probe initialises it")
         fewshot.freeze_word_embeddings(model)
     train_features = encode(prepared, prepared.train, tokenizer, cfg, for_eval=False)
-    cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size, prepared.few_shot)
+    cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size, prepared.few_shot,
+                           len(prepared.labels))
     steps_per_epoch = math.ceil(len(train_features) / cfg.batch_size / dist["world"])
     ft_steps = math.ceil(steps_per_epoch * cfg.epochs)
     if not prepared.few_shot:

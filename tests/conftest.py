@@ -73,6 +73,16 @@ def spanlab_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+def train_and_get(cfg, **kwargs) -> dict:
+    """Record a run for ``cfg`` (a core.training.TrainConfig) as the app does, train it in this thread, return it."""
+    from core import storage
+    from core.training import execute_run
+    info = storage.get_dataset(cfg.dataset)
+    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
+    execute_run(run_id, **kwargs)
+    return storage.get_run(run_id)
+
+
 def sentiment_rows(n_per_class: int = 8) -> list[dict]:
     """Separable toy sentiment data the tiny model can overfit."""
     pos = ["good movie", "great film", "excellent food", "love this product", "amazing service", "happy day",

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 from core.__main__ import main
 from tests.conftest import qa_rows, sentiment_rows

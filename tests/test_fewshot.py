@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from core import fewshot, storage
-from core.training import TrainConfig, collate, execute_run, prepare_data
-from tests.conftest import sentiment_rows
+from core.training import TrainConfig, collate, prepare_data
+from tests.conftest import sentiment_rows, train_and_get
 
 
 def _classifier(folder, labels=("negative", "positive")):
@@ -125,6 +125,11 @@ def test_contrastive_batches_cover_every_example_each_epoch_with_mixed_labels():
     assert plan == fewshot.contrastive_batches(label_ids, epochs=3, batch_size=8, seed=0)
 
 
+def test_more_labels_get_a_longer_contrastive_stage_within_a_cap():
+    assert [fewshot.contrastive_epochs(n) for n in (1, 2, 4)] == [10, 10, 20]
+    assert fewshot.contrastive_epochs(50) == fewshot.MAX_CONTRASTIVE_EPOCHS
+
+
 def test_recipe_applies_to_small_classification_data_only():
     limit = fewshot.MAX_EXAMPLES_PER_LABEL
     assert fewshot.applies("classification", 16, 2)
@@ -146,21 +151,14 @@ def test_small_dataset_trains_on_every_example_by_default(spanlab_home):
     assert not off.few_shot and len(off.validation) > 0
 
 
-def _run(cfg: TrainConfig, **kwargs) -> dict:
-    info = storage.get_dataset(cfg.dataset)
-    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
-    execute_run(run_id, **kwargs)
-    return storage.get_run(run_id)
-
-
 def test_few_shot_run_end_to_end(spanlab_home, tiny_model_dir):
     storage.create_dataset("sentiment", "classification", sentiment_rows(8))
     storage.create_dataset("sentiment-eval", "classification", sentiment_rows(8))
-    run = _run(TrainConfig(dataset="sentiment", eval_dataset="sentiment-eval", model=str(tiny_model_dir),
+    run = train_and_get(TrainConfig(dataset="sentiment", eval_dataset="sentiment-eval", model=str(tiny_model_dir),
                            batch_size=8, device="cpu", seed=3))
     assert run["status"] == "completed", run["error"]
     params = run["params"]
-    assert params["n_train"] == 16 and params["contrastive_epochs"] == fewshot.CONTRASTIVE_EPOCHS
+    assert params["n_train"] == 16 and params["contrastive_epochs"] == fewshot.contrastive_epochs(2) == 10
     assert run["metrics"]["accuracy"] >= 0.9
     points = storage.metric_frame(run["id"])
     contrastive = points[points.name == "train/contrastive_loss"].sort_values("step").value.tolist()
@@ -184,7 +182,7 @@ def test_cancel_during_the_contrastive_stage(spanlab_home, tiny_model_dir):
     def progress(step, total):
         cancel.set()
 
-    run = _run(TrainConfig(dataset="sentiment", model=str(tiny_model_dir), batch_size=4, device="cpu"),
+    run = train_and_get(TrainConfig(dataset="sentiment", model=str(tiny_model_dir), batch_size=4, device="cpu"),
                cancel=cancel, progress=progress)
     assert run["status"] == "cancelled" and run["artifact_dir"] is None
     points = storage.metric_frame(run["id"])
@@ -207,6 +205,7 @@ def test_pooled_features_match_the_classifier_input(tiny_model_dir):
 def test_other_architectures_train_with_the_rest_of_the_recipe(spanlab_home, tmp_path):
     """A RoBERTa-style model (head: dense -> tanh -> out_proj) keeps its head; the run still completes."""
     from transformers import BertTokenizerFast, RobertaConfig, RobertaModel
+
     from tests.conftest import write_vocab
     folder = tmp_path / "tiny-roberta"
     vocab = write_vocab(folder)
@@ -216,7 +215,7 @@ def test_other_architectures_train_with_the_rest_of_the_recipe(spanlab_home, tmp
     RobertaModel(config).save_pretrained(folder)
     BertTokenizerFast(vocab=str(vocab), do_lower_case=True, strip_accents=False).save_pretrained(folder)
     storage.create_dataset("sentiment", "classification", sentiment_rows(4))
-    run = _run(TrainConfig(dataset="sentiment", model=str(folder), batch_size=4, device="cpu", max_steps=3))
+    run = train_and_get(TrainConfig(dataset="sentiment", model=str(folder), batch_size=4, device="cpu", max_steps=3))
     assert run["status"] == "completed", run["error"]
     notes = " ".join(run["params"]["notes"])
     assert "keeps its own [CLS] head" in notes and "no linear probe" in notes

@@ -12,15 +12,8 @@ import pytest
 
 from core import storage
 from core.runner import JobRunner
-from core.training import TrainConfig, execute_run, length_grouped_batches, resolve_defaults
-from tests.conftest import qa_rows, sentiment_rows
-
-
-def _run(cfg: TrainConfig, **kwargs) -> dict:
-    info = storage.get_dataset(cfg.dataset)
-    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
-    execute_run(run_id, **kwargs)
-    return storage.get_run(run_id)
+from core.training import TrainConfig, length_grouped_batches, resolve_defaults
+from tests.conftest import qa_rows, sentiment_rows, train_and_get
 
 
 def test_classification_learns_and_saves_standard_folder(spanlab_home, tiny_model_dir):
@@ -28,7 +21,7 @@ def test_classification_learns_and_saves_standard_folder(spanlab_home, tiny_mode
     cfg = TrainConfig(dataset="sentiment", eval_dataset="sentiment", model=str(tiny_model_dir), learning_rate=2e-3,
                       batch_size=8, max_steps=60, eval_every=20, device="cpu", seed=1,
                       few_shot="off")  # the plain fine-tuning loop; the few-shot recipe: tests/test_fewshot.py
-    run = _run(cfg)
+    run = train_and_get(cfg)
     assert run["status"] == "completed", run["error"]
     assert run["metrics"]["accuracy"] >= 0.9
     assert run["best_metric_name"] == "macro_f1" and run["best_metric"] >= 0.9
@@ -57,7 +50,7 @@ def test_qa_learns_spans(spanlab_home, tiny_model_dir):
     storage.create_dataset("capitals", "qa", qa_rows())
     cfg = TrainConfig(dataset="capitals", eval_dataset="capitals", model=str(tiny_model_dir), learning_rate=1e-3,
                       batch_size=8, max_steps=60, eval_every=20, max_length=64, doc_stride=16, device="cpu")
-    run = _run(cfg)
+    run = train_and_get(cfg)
     assert run["status"] == "completed", run["error"]
     assert run["metrics"]["f1"] >= 90.0
     from core.inference import load_predictor
@@ -79,7 +72,7 @@ def test_cancel_stops_within_a_step_and_is_recorded(spanlab_home, tiny_model_dir
 
     cfg = TrainConfig(dataset="sentiment", model=str(tiny_model_dir), batch_size=4, max_steps=500, eval_every=1000,
                       device="cpu")
-    run = _run(cfg, cancel=cancel, progress=progress)
+    run = train_and_get(cfg, cancel=cancel, progress=progress)
     assert run["status"] == "cancelled"
     assert run["step"] <= steps[0] + 1
     assert run["finished_at"] is not None
@@ -98,11 +91,11 @@ def test_runner_queues_runs_and_cancels_queued(spanlab_home, tiny_model_dir):
 def test_failures_are_recorded_with_a_message(spanlab_home, tiny_model_dir):
     storage.create_dataset("one-label", "classification", [{"text": "good movie", "label": "positive"},
                                                              {"text": "bad movie", "label": "positive"}])
-    run = _run(TrainConfig(dataset="one-label", model=str(tiny_model_dir), device="cpu"))
+    run = train_and_get(TrainConfig(dataset="one-label", model=str(tiny_model_dir), device="cpu"))
     assert run["status"] == "failed" and "at least 2 labels" in run["error"]
 
     storage.create_dataset("sentiment", "classification", sentiment_rows(2))
-    run = _run(TrainConfig(dataset="sentiment", model=str(tiny_model_dir / "missing" / "x"), device="cpu"))
+    run = train_and_get(TrainConfig(dataset="sentiment", model=str(tiny_model_dir / "missing" / "x"), device="cpu"))
     assert run["status"] == "failed" and "does not exist" in run["error"]
 
 
