@@ -41,7 +41,7 @@ MAX_EXAMPLES_PER_LABEL = 64   # average training examples per label up to which 
 MEAN_POOL_GAIN = 1000.0       # attention-output gain that makes the residual [CLS] term negligible (fp16-safe)
 PROBE_C = 1.0                 # inverse L2 strength of the linear probe (scikit-learn's default)
 # The automatic schedule (TrainConfig fields left at None take these; chosen on the training pools, see above).
-CONTRASTIVE_TEMPERATURE = 0.1
+CONTRASTIVE_TEMPERATURE = 0.1  # SupCon only
 CONTRASTIVE_LR = 2e-5
 CONTRASTIVE_EPOCHS_PER_LABEL = 5  # -> TrainConfig.contrastive_epochs (see contrastive_epochs)
 MAX_CONTRASTIVE_EPOCHS = 40
