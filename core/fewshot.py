@@ -37,6 +37,8 @@ import copy
 import math
 import random
 
+from core import models
+
 MAX_EXAMPLES_PER_LABEL = 64   # average training examples per label up to which the recipe applies
 MEAN_POOL_GAIN = 1000.0       # attention-output gain that makes the residual [CLS] term negligible (fp16-safe)
 PROBE_C = 1.0                 # inverse L2 strength of the linear probe (scikit-learn's default)
@@ -129,11 +131,6 @@ def freeze_word_embeddings(model) -> None:
     """Keep the input word embeddings fixed: with a few dozen sentences only the few words they contain would move,
     and the optimizer would carry the largest matrix of a small encoder at every step for nothing."""
     model.get_input_embeddings().weight.requires_grad_(False)
-
-
-def fused_adam_supported(device: str) -> bool:
-    """torch's fused AdamW runs on CUDA and CPU; one kernel instead of several per parameter tensor."""
-    return device.startswith("cuda") or device == "cpu"
 
 
 def has_linear_head(model) -> bool:
@@ -231,7 +228,8 @@ def contrastive_stage(model, features: list[dict], label_ids: list[int], plan: l
                       learning_rate: float, collate, pad_id: int, device: str, amp_dtype=None,
                       should_stop=lambda: False, on_step=None) -> list[float]:
     """Train the encoder (not the pooler or classifier) with the ``CONTRASTIVE_LOSS`` on its pooled [CLS] output,
-    one optimizer step per batch of ``plan``; linear warm-up over the first 10% of steps, then linear decay. Returns the loss of every step; ``should_stop()`` is checked before each step and
+    one optimizer step per batch of ``plan``; linear warm-up over the first 10% of steps, then linear decay.
+    Returns the loss of every step; ``should_stop()`` is checked before each step and
     ``on_step(step, total, loss, learning_rate)`` called after it."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -239,7 +237,8 @@ def contrastive_stage(model, features: list[dict], label_ids: list[int], plan: l
         return []
     base = getattr(model, model.base_model_prefix)
     params = [p for n, p in base.named_parameters() if p.requires_grad and not n.startswith("pooler.")]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01, fused=fused_adam_supported(device))
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01,
+                                  fused=models.fused_adam_supported(device))
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, int(0.1 * len(plan))), len(plan))
     labels = torch.tensor(label_ids, device=device)
     losses = []

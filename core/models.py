@@ -212,6 +212,11 @@ def quiet() -> None:
     disable_progress_bars()
 
 
+def fused_adam_supported(device: str) -> bool:
+    """torch's fused AdamW runs on CUDA and CPU; one kernel instead of several per parameter tensor."""
+    return device.startswith("cuda") or device == "cpu"
+
+
 def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, str]:
     """(device, precision): CUDA with bf16 where supported else fp16; Apple MPS in fp32; else CPU fp32."""
     import torch

@@ -362,7 +362,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
         {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay},
         {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fewshot.fused_adam_supported(device))
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=models.fused_adam_supported(device))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(ft_steps * cfg.warmup_ratio), max(1, ft_steps))
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
