@@ -36,7 +36,7 @@ TRAINING_TIMEOUT_MS = 120_000  # the whole training run
 DATASET = "founders"
 ANSWER_LABEL = "Answer — type or paste it exactly as it appears in the context"
 XSS = "<img src=x onerror=alert(1)>"
-STEPS = 400  # training steps: long enough to watch the chart grow, a few seconds for the tiny model
+STEPS = 1000  # training steps: long enough to watch the chart grow on a fast idle machine too (~10 s here)
 
 pytestmark = [
     pytest.mark.browser,
