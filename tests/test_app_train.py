@@ -93,8 +93,10 @@ def test_short_run_trains_and_shows_its_metrics(home, tiny_model_dir):
 def test_second_tab_sees_the_live_run_and_cancels_it(home, tiny_model_dir):
     first = open_page("train")
     choose_local_model(first, tiny_model_dir, "sentiment", max_steps=100000, epochs=1000.0, batch_size=2)
+    first.radio(key="train_few_shot").set_value("off")  # the plain fine-tuning loop, chosen on the page
     first.button(key="train_start").click().run()
     run_id = first.session_state["train_run_id"]
+    assert storage.get_run(run_id)["params"]["few_shot"] == "off"
 
     second = open_page("train")  # another tab: not the one that started it, still shows it live
     assert second.get("progress"), "the active run is not shown"
