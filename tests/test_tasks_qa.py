@@ -188,11 +188,11 @@ def test_postprocess_finds_answer_in_long_multiwindow_context(tokenizer):
     starts[cat][_token_of(features, cat, 4, 0)] = 3.0  # "cat"
     ends[cat][_token_of(features, cat, 11, 1)] = 3.0  # "sat"
 
-    results = postprocess_predictions(contexts, features, starts, ends, top_k=3)
+    results = postprocess_predictions(contexts, features, starts, ends, top_k=3, normalize_windows=False)
     best = results[0][0]
     assert best["answer"] == "built by gustave"
     assert contexts[0][best["start"]:best["end"]] == best["answer"]
-    assert best["logit_score"] == pytest.approx(11.0)
+    assert best["span_score"] == pytest.approx(11.0)
     spans = [(a["start"], a["end"]) for a in results[0]]
     assert len(spans) == len(set(spans)) == 3  # overlapping windows do not repeat a span
     assert results[1][0]["answer"] == "cat sat"
@@ -200,8 +200,10 @@ def test_postprocess_finds_answer_in_long_multiwindow_context(tokenizer):
     # a single padded 2-D array works the same as ragged rows
     width = max(len(row) for row in starts)
     pad = lambda rows: np.stack([np.pad(r, (0, width - len(r)), constant_values=9.0) for r in rows])  # noqa: E731
-    again = postprocess_predictions(contexts, features, pad(starts), pad(ends), top_k=3)
+    again = postprocess_predictions(contexts, features, pad(starts), pad(ends), top_k=3, normalize_windows=False)
     assert [[a["answer"] for a in ex] for ex in again] == [[a["answer"] for a in ex] for ex in results]
+    default = postprocess_predictions(contexts, features, pad(starts), pad(ends), top_k=3)
+    assert default[0][0]["answer"] == "built by gustave" and default[1][0]["answer"] == "cat sat"
 
 
 @pytest.mark.parametrize("strong_window", [0, -1])
@@ -216,9 +218,47 @@ def test_postprocess_merges_a_span_seen_in_overlapping_windows(tokenizer, strong
     for i in windows:
         k = _token_of(features, i, char, 0)
         starts[i][k] = ends[i][k] = 5.5 if i == windows[strong_window] else 3.5
-    results = postprocess_predictions([context], features, starts, ends, top_k=5)[0]
-    assert results[0]["answer"] == "paris" and results[0]["logit_score"] == pytest.approx(11.0)
+    results = postprocess_predictions([context], features, starts, ends, top_k=5, normalize_windows=False)[0]
+    assert results[0]["answer"] == "paris" and results[0]["span_score"] == pytest.approx(11.0)
     assert len({(a["start"], a["end"]) for a in results}) == 5
+
+
+def test_windows_compete_by_their_own_probabilities_as_the_pipeline_ranks_them(tokenizer):
+    """Window A has the higher raw logits but spreads them over many tokens; window B is sure of its span. The
+    pipeline (softmax per window) and the default pick B; utils_qa's raw logit sums pick A."""
+    context = "paris " + " ".join([FILLER] * 6) + " london"
+    features = prepare_eval_features(["where?"], [context], tokenizer, max_length=24, doc_stride=6)
+    a_char, b_char = context.index("paris"), context.index("london")
+    a = next(i for i, offs in enumerate(features["offset_mapping"]) if any(o and o[0] == a_char for o in offs))
+    b = next(i for i, offs in enumerate(features["offset_mapping"]) if any(o and o[0] == b_char for o in offs))
+    assert a != b and all(o is None or o[0] != b_char for o in features["offset_mapping"][a])
+    starts, ends = _flat_logits(features)
+    for rows, value in ((starts, 6.0), (ends, 6.0)):
+        rows[a][:] = 5.0  # flat: every token of window A is nearly as likely as the answer
+        rows[a][_token_of(features, a, a_char, 0)] = value
+    starts[b][_token_of(features, b, b_char, 0)] = ends[b][_token_of(features, b, b_char + 6, 1)] = 4.0
+
+    raw = postprocess_predictions([context], features, starts, ends, normalize_windows=False)[0][0]
+    assert raw["answer"] == "paris" and raw["span_score"] == pytest.approx(12.0)
+    best = postprocess_predictions([context], features, starts, ends, top_k=3)[0]
+    assert best[0]["answer"] == "london"
+    row = np.asarray(starts[b], dtype=float)
+    allowed = [k for k, o in enumerate(features["offset_mapping"][b]) if o is not None] + [0]
+    log_p = 4.0 - np.log(np.exp(row[allowed]).sum())  # the span's start (and end) log-probability in window B
+    assert best[0]["span_score"] == pytest.approx(2 * log_p)
+    assert best[0]["score"] > best[1]["score"] and sum(x["score"] for x in best) <= 1 + 1e-9
+
+
+def test_one_window_ranks_the_same_either_way(tokenizer):
+    context = "the cat sat on the mat in the park"
+    features = prepare_eval_features(["who?"], [context], tokenizer)
+    rng = np.random.default_rng(0)
+    starts = [rng.normal(size=len(ids)) for ids in features["input_ids"]]
+    ends = [rng.normal(size=len(ids)) for ids in features["input_ids"]]
+    normalized = postprocess_predictions([context], features, starts, ends, top_k=10)[0]
+    raw = postprocess_predictions([context], features, starts, ends, top_k=10, normalize_windows=False)[0]
+    assert [(x["start"], x["end"]) for x in normalized] == [(x["start"], x["end"]) for x in raw]
+    assert [x["score"] for x in normalized] == pytest.approx([x["score"] for x in raw])
 
 
 def test_postprocess_unicode_offsets_are_exact(tokenizer):
@@ -252,7 +292,7 @@ def test_postprocess_respects_max_length_and_order(tokenizer):
     results = postprocess_predictions([context], features, starts, ends, top_k=4)[0]
     assert results[0]["answer"] == "cat sat"  # start 1 + end 2 = 15 beats start 7 + end 8 = 14
     assert all(a["end"] > a["start"] for a in results)
-    assert [a["logit_score"] for a in results] == sorted((a["logit_score"] for a in results), reverse=True)
+    assert [a["span_score"] for a in results] == sorted((a["span_score"] for a in results), reverse=True)
     assert [a["score"] for a in results] == sorted((a["score"] for a in results), reverse=True)
     assert len(results) == 4 and sum(a["score"] for a in results) <= 1.0 + 1e-9
     every = postprocess_predictions([context], features, starts, ends, top_k=1000)[0]
@@ -273,14 +313,15 @@ def test_postprocess_version_2_null_answer(tokenizer):
         starts[i][0], ends[i][0] = 2.0, 2.0  # null score 4 in every window ...
     starts[-1][0] = 9.0  # ... except one window that is sure; the minimum over windows counts
 
-    null_first = postprocess_predictions([context], features, starts, ends, version_2=True, top_k=2)[0]
+    null_first = postprocess_predictions([context], features, starts, ends, version_2=True, top_k=2,
+                                         normalize_windows=False)[0]
     assert null_first[0] == {**null_first[0], "answer": "", "start": -1, "end": -1}
-    assert null_first[0]["logit_score"] == pytest.approx(4.0)
+    assert null_first[0]["span_score"] == pytest.approx(4.0)
     assert null_first[1]["answer"] == "paris"
     assert null_first[0]["score"] + null_first[1]["score"] <= 1.0 + 1e-9
 
     span_first = postprocess_predictions([context], features, starts, ends, version_2=True,
-                                         null_score_diff_threshold=1.5, top_k=2)[0]
+                                         null_score_diff_threshold=1.5, top_k=2, normalize_windows=False)[0]
     assert [a["answer"] for a in span_first] == ["paris", ""]  # diff 1.0 <= threshold: keep the span
     assert postprocess_predictions([context], features, starts, ends)[0][0]["answer"] == "paris"  # v1: no null
 

@@ -18,8 +18,16 @@ for right padding; left-padded logits must have their padding stripped first.
 Small, documented departures from ``run_qa``/``utils_qa`` (they only make results more correct):
 the answer-token search is bounded to the context tokens (``run_qa`` can land on the final [SEP] when the
 answer ends the window), the n-best start/end search ranks context tokens only, and candidates that map to
-the same character span from overlapping windows are merged (keeping the higher logit score) so ``top_k``
+the same character span from overlapping windows are merged (keeping the higher score) so ``top_k``
 never repeats an answer.
+
+One deliberate choice between the two Hugging Face tools: ``utils_qa`` ranks spans of different windows of a long
+context by raw start + end logits, while the (transformers 4) ``question-answering`` pipeline first turns each
+window's logits into probabilities over that window's context tokens and CLS (a softmax per window) and ranks by
+those. Raw logits of different windows are not on one scale, and the pipeline is what users compare against, so
+spans are scored by window-normalised log-probabilities (``normalize_windows=True``, the default everywhere).
+Within one window this ranks exactly as raw logits do and gives the same n-best probabilities; it only changes
+which window wins.
 """
 from __future__ import annotations
 
@@ -187,6 +195,21 @@ def _as_vector(logits) -> np.ndarray:
     return np.asarray(logits, dtype=np.float64).reshape(-1)
 
 
+def _window_log_probs(logits: np.ndarray, offsets: list) -> np.ndarray:
+    """Log-softmax of one window's logits over its context tokens and CLS (as the pipeline's softmax); -inf
+    elsewhere, so question, special and padding tokens never score."""
+    n_tokens = min(len(offsets), len(logits))
+    allowed = np.zeros(len(logits), dtype=bool)
+    allowed[:n_tokens] = np.fromiter((o is not None for o in offsets[:n_tokens]), dtype=bool, count=n_tokens)
+    allowed[CLS_INDEX] = True
+    kept = logits[allowed]
+    top = kept.max()
+    out = np.full(len(logits), -np.inf)
+    if np.isfinite(top):
+        out[allowed] = kept - (top + np.log(np.exp(kept - top).sum()))
+    return out
+
+
 def _feature_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, n_best: int,
                         max_answer_length: int) -> list[tuple[float, int, int]]:
     """(logit score, start char, end char) for the best valid spans of one window, vectorised over n_best^2."""
@@ -212,12 +235,15 @@ def _feature_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offset
 
 def postprocess_predictions(contexts: list[str], features: dict, all_start_logits, all_end_logits,
                             n_best: int = 20, max_answer_length: int = 30, version_2: bool = False,
-                            null_score_diff_threshold: float = 0.0, top_k: int = 1) -> list[list[dict]]:
+                            null_score_diff_threshold: float = 0.0, top_k: int = 1,
+                            normalize_windows: bool = True) -> list[list[dict]]:
     """Turn per-window start/end logits into ranked answer spans of each original context.
 
     Returns, per example, up to ``top_k`` answers, best first: ``{"answer", "start", "end", "score",
-    "logit_score"}`` with ``contexts[i][start:end] == answer``. ``score`` is the softmax probability over the
-    example's n-best candidates (as ``utils_qa``); ``logit_score`` is start logit + end logit.
+    "span_score"}`` with ``contexts[i][start:end] == answer``. ``span_score`` is log p(start) + log p(end) with
+    each window's logits normalised over its context tokens and CLS (the pipeline's way of comparing windows), or
+    with ``normalize_windows=False`` start logit + end logit (``utils_qa``'s). ``score`` is the softmax of
+    ``span_score`` over the example's n-best candidates (as ``utils_qa``).
     With ``version_2`` the null answer (``""``, start=end=-1, scored by the CLS logits, minimum over windows)
     competes and is ranked first when its score exceeds the best span's by more than
     ``null_score_diff_threshold``. Without ``version_2``, an example with no valid span at all gets a single
@@ -247,6 +273,10 @@ def postprocess_predictions(contexts: list[str], features: dict, all_start_logit
         null_score = np.inf
         for feature in features_of[example]:
             start_logits, end_logits = _as_vector(all_start_logits[feature]), _as_vector(all_end_logits[feature])
+            if normalize_windows:
+                offsets = offset_mapping[feature]
+                start_logits, end_logits = _window_log_probs(start_logits, offsets), _window_log_probs(end_logits,
+                                                                                                      offsets)
             null_score = min(null_score, float(start_logits[CLS_INDEX] + end_logits[CLS_INDEX]))
             for score, start, end in _feature_candidates(start_logits, end_logits, offset_mapping[feature],
                                                          n_best, max_answer_length):
@@ -263,21 +293,21 @@ def _rank_answers(context: str, best_by_span: dict[tuple[int, int], float], null
     spans = sorted(best_by_span.items(), key=lambda item: item[1], reverse=True)[:n_best]
     candidates = [({"answer": context[s:e], "start": s, "end": e}, score) for (s, e), score in spans]
     if not candidates and not version_2:
-        return [{**null, "score": 0.0, "logit_score": null_score}]
+        return [{**null, "score": 0.0, "span_score": null_score}]
     if version_2:
         candidates.append((null, null_score))
 
     logits = np.array([score for _, score in candidates])
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
-    answers = [{**answer, "score": float(p), "logit_score": float(score)}
+    answers = [{**answer, "score": float(p), "span_score": float(score)}
                for (answer, score), p in zip(candidates, probs)]
-    answers.sort(key=lambda a: a["logit_score"], reverse=True)
+    answers.sort(key=lambda a: a["span_score"], reverse=True)
 
     if version_2:
         null_answer = next(a for a in answers if a["start"] == -1)
         non_null = [a for a in answers if a["start"] != -1]
-        if not non_null or null_score - non_null[0]["logit_score"] > threshold:
+        if not non_null or null_score - non_null[0]["span_score"] > threshold:
             answers = [null_answer] + non_null
         else:
             answers = [non_null[0]] + [a for a in answers if a is not non_null[0]]
