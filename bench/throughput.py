@@ -28,12 +28,24 @@ logging, SpanLab's database writes).
 * vs ``trainer_padded``: steps 2..N-2 of a short run (Trainer's batches all have one shape there). SpanLab's few
   batches in that window are a seeded sample, so this ratio is indicative only.
 
+Model FLOPs: for the whole-epoch pair, each side's achieved model TFLOP/s is the epoch's model FLOPs (per feature of
+n real tokens: 6·P·n for the matmuls of the P non-embedding parameters, forward + backward, plus 12·L·d·n² for
+attention scores and values; padding is not counted) / its measured time. On a GPU with a known peak (or
+``--peak-tflops``) the table adds model FLOPs utilisation (MFU = achieved / peak).
+
+GPU (benchmark 6): ``--model spanbert-base-random --device cuda --precision bf16`` trains a SpanBERT-base-shaped
+BERT (12 layers, hidden 768, 12 heads, 3072 intermediate; random weights, as the hub is unreachable from the
+machines this ran on; the built-in tokenizer's vocabulary) on both sides; the turnstile synchronises the device
+at each turn so asynchronous kernels are charged to the side that launched them. ``--model`` also takes any
+model folder.
+
 Pairs repeat over ``--rounds``; tables give the median ratio and its range. The libraries' own figures
 ("reported": SpanLab's ``train_samples_per_second``, which times the optimizer steps only; Trainer's
 ``train_samples_per_second`` = samples / wall time of ``train()``, which here includes the other side's turns) are
 printed too, but only as a cross-check.
 
     python bench/throughput.py [--quick] [--rounds 3] [--workloads sst2 qa]
+    python bench/throughput.py --model spanbert-base-random --device cuda --precision bf16 --workloads qa
 """
 from __future__ import annotations
 
@@ -46,6 +58,53 @@ import time
 
 import bench_common as bc
 
+# Dense (no sparsity) peak TFLOP/s by GPU name fragment, for bf16/fp16 tensor cores and tf32-free fp32.
+PEAK_TFLOPS = {"H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
+               "H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
+               "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5},
+               "L40S": {"bf16": 362.0, "fp16": 362.0, "fp32": 91.6},
+               "L4": {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3},
+               "A10": {"bf16": 125.0, "fp16": 125.0, "fp32": 31.2}}
+SPANBERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                       "intermediate_size": 3072, "max_position_embeddings": 512, "type_vocab_size": 2}
+SETUP = {"model_dir": None, "device": "cpu", "precision": "fp32"}  # set once by main(); read by both sides
+
+
+def resolve_model(name: str) -> str:
+    """The model folder both sides load: the built-in MiniLM, a SpanBERT-base-shaped random BERT, or a folder."""
+    from core import models
+    if name == models.BUILTIN_ALIAS:
+        return str(models.builtin_folder())
+    if name != "spanbert-base-random":
+        return name
+    import torch
+    from transformers import BertConfig, BertModel
+    folder = tempfile.mkdtemp(prefix="bench-spanbert-base-random-")
+    tokenizer = models.load_tokenizer(models.builtin_folder())
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer), **SPANBERT_BASE_SHAPE)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def model_flops_per_feature(n_tokens: int, config) -> float:
+    """Training FLOPs (forward + backward) of one feature of ``n_tokens`` real tokens (see the module docstring)."""
+    d, layers = config.hidden_size, config.num_hidden_layers
+    per_layer = 4 * d * d + 2 * d * config.intermediate_size  # attention projections + feed-forward weights
+    return 6 * layers * per_layer * n_tokens + 12 * layers * d * n_tokens ** 2
+
+
+def peak_tflops(precision: str, override: float | None) -> float | None:
+    if override:
+        return override
+    import torch
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    for fragment, peaks in PEAK_TFLOPS.items():
+        if fragment in name:
+            return peaks[precision]
+    return None
 
 
 # ------------------------------------------------------------------------------------------ workloads
@@ -89,8 +148,9 @@ class Turnstile:
     machine noise hits both alike. ``sync(me, step)`` ends my turn (recording how long it took, labelled with the
     step it completed) and waits for my next one; ``finish`` ends my last turn without waiting."""
 
-    def __init__(self, parties: tuple[str, str]):
+    def __init__(self, parties: tuple[str, str], synchronize=None):
         self.parties = parties
+        self.synchronize = synchronize  # e.g. torch.cuda.synchronize: a turn ends when its kernels have run
         self.cond = threading.Condition()
         self.turn: str | None = None
         self.done: set[str] = set()
@@ -98,6 +158,8 @@ class Turnstile:
         self.spans: dict[str, list[tuple[int, float]]] = {p: [] for p in parties}
 
     def _end_turn(self, me: str, step: int) -> str:
+        if self.synchronize is not None:
+            self.synchronize()
         now = time.perf_counter()
         if me in self.started:
             self.spans[me].append((step, now - self.started.pop(me)))
@@ -127,7 +189,7 @@ class Turnstile:
 
 def spanlab_run(work: dict, steps: int, batch_size: int, seed: int, tag: str,
                 turnstile: Turnstile | None = None, party: str = "spanlab") -> dict:
-    from core import models, storage
+    from core import storage
     from core.training import TrainConfig, execute_run
 
     if work["task"] == "classification":
@@ -142,9 +204,10 @@ def spanlab_run(work: dict, steps: int, batch_size: int, seed: int, tag: str,
     if not any(d["name"] == name for d in storage.list_datasets()):
         storage.create_dataset(name, work["task"], rows)
         storage.create_dataset(name + "-eval", work["task"], [{**r, "split": None} for r in eval_rows])
-    cfg = TrainConfig(dataset=name, eval_dataset=name + "-eval", model=models.BUILTIN_ALIAS, batch_size=batch_size,
+    cfg = TrainConfig(dataset=name, eval_dataset=name + "-eval", model=SETUP["model_dir"], batch_size=batch_size,
                       max_length=work["max_length"], doc_stride=work.get("doc_stride", 128), seed=seed,
-                      device="cpu", precision="fp32", max_steps=steps, eval_every=steps, min_steps=steps)
+                      device=SETUP["device"], precision=SETUP["precision"], max_steps=steps, eval_every=steps,
+                      min_steps=steps)
     run_id = storage.create_run(name, work["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
     clock = _StepClock()
 
@@ -201,7 +264,7 @@ def trainer_run(work: dict, steps: int, batch_size: int, seed: int, dynamic: boo
                               default_data_collator, set_seed)
     from core import models
 
-    folder = models.builtin_folder()
+    folder = SETUP["model_dir"]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     key = (id(work), dynamic)
     if key not in cache:
@@ -233,7 +296,8 @@ def trainer_run(work: dict, steps: int, batch_size: int, seed: int, dynamic: boo
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, seed=seed,
             learning_rate=1e-4 if work["task"] == "classification" else 6e-5, weight_decay=0.01,
-            warmup_steps=max(1, int(0.1 * steps)), max_grad_norm=1.0, use_cpu=True, report_to="none",
+            warmup_steps=max(1, int(0.1 * steps)), max_grad_norm=1.0, use_cpu=SETUP["device"] == "cpu",
+            bf16=SETUP["precision"] == "bf16", fp16=SETUP["precision"] == "fp16", report_to="none",
             save_strategy="no", eval_strategy="no", logging_steps=500, disable_tqdm=True,
             dataloader_num_workers=0,
             train_sampling_strategy="group_by_length" if dynamic else "random")
@@ -279,7 +343,8 @@ def run_pair(pair: tuple[str, str], work: dict, steps: int, window: tuple[int, i
     ``window`` (inclusive), which must leave out step 1 and the last two (they overlap the other side's start-up or
     wind-down)."""
     _preload()
-    turnstile = Turnstile(pair)
+    import torch
+    turnstile = Turnstile(pair, torch.cuda.synchronize if SETUP["device"].startswith("cuda") else None)
     results, errors = {}, {}
 
     def target(side: str) -> None:
@@ -302,23 +367,27 @@ def run_pair(pair: tuple[str, str], work: dict, steps: int, window: tuple[int, i
     return results
 
 
-def n_trainer_features(work: dict) -> int:
-    """How many training features (rows / QA windows) one epoch has."""
+def trainer_feature_lengths(work: dict) -> list[int]:
+    """The real (unpadded) token count of every training feature (row / QA window) of one epoch."""
     from transformers import AutoTokenizer
-    from core import models
+    tokenizer = AutoTokenizer.from_pretrained(SETUP["model_dir"])
     if work["task"] == "classification":
-        return len(work["texts"])
+        return [len(ids) for ids in tokenizer(work["texts"], truncation=True, max_length=work["max_length"])["input_ids"]]
     from qa_quality import hf_prepare_train_features
-    tokenizer = AutoTokenizer.from_pretrained(models.builtin_folder())
     qs = work["questions"]
-    return len(hf_prepare_train_features([q["question"] for q in qs], [q["context"] for q in qs],
-                                         [q["answer_text"] for q in qs], [q["answer_start"] for q in qs], tokenizer,
-                                         work["max_length"], work["doc_stride"], pad_to_max_length=False)["input_ids"])
+    return [len(ids) for ids in hf_prepare_train_features(
+        [q["question"] for q in qs], [q["context"] for q in qs], [q["answer_text"] for q in qs],
+        [q["answer_start"] for q in qs], tokenizer, work["max_length"], work["doc_stride"],
+        pad_to_max_length=False)["input_ids"]]
 
 
 def run_workload(name: str, work: dict, padded_steps: int, batch_size: int, rounds: int, seed: int,
-                 pairs: list[tuple[str, str]]) -> dict:
-    n_features = n_trainer_features(work)
+                 pairs: list[tuple[str, str]], peak: float | None = None) -> dict:
+    from transformers import AutoConfig
+    lengths = trainer_feature_lengths(work)
+    n_features = len(lengths)
+    model_config = AutoConfig.from_pretrained(SETUP["model_dir"])
+    epoch_flops = sum(model_flops_per_feature(n, model_config) for n in lengths)
     epoch = -(-n_features // batch_size)
     # dynamic pairs: measured over one whole epoch (steps 1..E: both sides process every sample once, so neither
     # gets a cheaper slice), 2 more steps run so the window never overlaps the other side's wind-down.
@@ -347,10 +416,18 @@ def run_workload(name: str, work: dict, padded_steps: int, batch_size: int, roun
                  "reported ratio": statistics.median(res[pair[0]]["reported"] / res[pair[1]]["reported"]
                                                      for res in results)}
         summary[f"{pair[0]} vs {pair[1]}"] = {**entry, "runs": results}
+        if pair[1] == "trainer_dynamic":  # whole epoch: every side did epoch_flops of model work
+            for key, rate in (("spanlab TFLOP/s", entry[f"{pair[0]} samples/s"]),
+                              ("other TFLOP/s", entry["other samples/s"])):
+                entry[key] = epoch_flops * rate / n_features / 1e12
+                if peak:
+                    entry[key.replace("TFLOP/s", "MFU")] = entry[key] / peak
         rows.append({**entry, "spanlab side": pair[0], "other side": pair[1],
                      "spanlab samples/s": entry[f"{pair[0]} samples/s"]})
     columns = ["spanlab side", "other side", "steps", "measured steps", "spanlab samples/s", "other samples/s",
-               "ratio (median)", "ratio min", "ratio max", "reported ratio"]
+               "ratio (median)", "ratio min", "ratio max", "reported ratio", "spanlab TFLOP/s", "other TFLOP/s"]
+    if peak:
+        columns += ["spanlab MFU", "other MFU"]
     table = bc.print_table(rows, columns, title=f"{name}: lockstep pairs, medians of {rounds} rounds")
     vs = {r["other side"]: r["ratio (median)"] for r in rows if r["spanlab side"] == "spanlab"}
     best_trainer = min(vs, key=vs.get)  # the Trainer configuration SpanLab is least far ahead of
@@ -361,7 +438,8 @@ def run_workload(name: str, work: dict, padded_steps: int, batch_size: int, roun
             verdicts[row["spanlab side"]] = row["ratio (median)"]
             print(f"{row['spanlab side']} / {best_trainer} = {row['ratio (median)']:.2f}x: "
                   f"{'meets' if ok else 'MISSES'} the >= 1.1x target")
-    return {"description": work["description"], "batch_size": batch_size, "best_trainer": best_trainer,
+    return {"description": work["description"], "batch_size": batch_size, "epoch_model_tflops": epoch_flops / 1e12,
+            "peak_tflops": peak, "best_trainer": best_trainer,
             "ratios_vs_best_trainer": verdicts, "summary": summary, "table": rows, "markdown": table}
 
 
@@ -378,6 +456,13 @@ def main(argv=None) -> int:
     parser.add_argument("--qa-padded-steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=None, help="torch threads on every side (default: torch's)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model", default="builtin-minilm",
+                        help="builtin-minilm (default), spanbert-base-random (SpanBERT-base shape, random weights) "
+                             "or a model folder; both sides load the same one")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's dense peak for --precision, for MFU (default: known GPUs by name)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.padded_steps, args.qa_padded_steps, args.sst2_rows, args.qa_questions = 1, 5, 5, 256, 96
@@ -385,17 +470,23 @@ def main(argv=None) -> int:
     paths = {"sst2": "sst2/train.tsv", "qa": "squad_v1.1/dev-v1.1.json"}
     home, info = bc.start_training_bench(*(paths[w] for w in args.workloads), threads=args.threads)
 
-    results = {"machine": info, "args": vars(args), "spanlab_home": str(home), "workloads": {}}
+    SETUP.update(model_dir=resolve_model(args.model), device=args.device, precision=args.precision)
+    peak = peak_tflops(args.precision, args.peak_tflops) if args.device != "cpu" or args.peak_tflops else None
+    print(f"model {args.model} ({SETUP['model_dir']}), device {args.device}, precision {args.precision}, "
+          f"peak {peak or 'unknown'} TFLOP/s")
+    results = {"machine": info, "args": vars(args), "spanlab_home": str(home), "model_dir": SETUP["model_dir"],
+               "workloads": {}}
     pairs = [("spanlab", "trainer_dynamic"), ("spanlab", "trainer_padded")]
     if "sst2" in args.workloads:
         results["workloads"]["sst2"] = run_workload("sst2", sst2_workload(args.sst2_rows, args.seed),
                                                     args.padded_steps,
-                                                    args.batch_size, args.rounds, args.seed, pairs)
+                                                    args.batch_size, args.rounds, args.seed, pairs, peak)
     if "qa" in args.workloads:
         results["workloads"]["qa"] = run_workload("qa", qa_workload(args.qa_questions, args.seed),
                                                   args.qa_padded_steps,
-                                                  args.batch_size, args.rounds, args.seed, pairs)
-    bc.write_results("throughput" + ("-quick" if args.quick else ""), results)
+                                                  args.batch_size, args.rounds, args.seed, pairs, peak)
+    suffix = ("" if args.device == "cpu" else "-" + args.device.replace(":", "")) + ("-quick" if args.quick else "")
+    bc.write_results("throughput" + suffix, results)
     return 0
 
 
