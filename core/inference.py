@@ -182,8 +182,9 @@ class QAPredictor(_Predictor):
 
     def predict_batch(self, questions: list[str], contexts: list[str], top_k: int = 1,
                       max_answer_length: int | None = None, batch_size: int = 32) -> list[list[dict]]:
-        """Top-k answers per question: {answer, start, end, score} with context[start:end] == answer;
-        a version-2 model may answer "" (start = end = -1) for "no answer"."""
+        """Top-k answers per question: {answer, start, end, score} with context[start:end] == answer, chosen as the
+        old question-answering pipeline chose them (see core.tasks.qa); a version-2 model may answer ""
+        (start = end = -1) for "no answer"."""
         import numpy as np
         import torch
         from core.tasks import qa as qa_task
@@ -210,7 +211,7 @@ class QAPredictor(_Predictor):
                     length = len(feats["input_ids"][r])
                     start[r, :length], end[r, :length] = s[j, :length], e[j, :length]
         answers = qa_task.postprocess_predictions(
-            contexts, {"example_index": feats["example_index"], "offset_mapping": feats["offset_mapping"]},
+            contexts, {k: feats[k] for k in ("example_index", "offset_mapping", "word_offsets")},
             start, end, max_answer_length=max_answer_length or int(self.meta.get("max_answer_length") or 30),
             version_2=bool(self.meta.get("version_2")),
             null_score_diff_threshold=float(self.meta.get("null_score_threshold") or 0.0), top_k=top_k)

@@ -567,7 +567,7 @@ class Evaluator:
             truth = [label_ids[e["label"]] for e in self.examples]
             return cls_task.metrics(truth, logits.argmax(-1).tolist(), self.prepared.labels)
         start, end = self.logits(model)
-        features = {k: [f[k] for f in self.features] for k in ("example_index", "offset_mapping")}
+        features = {k: [f[k] for f in self.features] for k in ("example_index", "offset_mapping", "word_offsets")}
         answers = qa_task.postprocess_predictions(
             [e["context"] for e in self.examples], features, start, end,
             max_answer_length=self.cfg.max_answer_length, version_2=self.prepared.version_2,

@@ -188,7 +188,7 @@ def test_postprocess_finds_answer_in_long_multiwindow_context(tokenizer):
     starts[cat][_token_of(features, cat, 4, 0)] = 3.0  # "cat"
     ends[cat][_token_of(features, cat, 11, 1)] = 3.0  # "sat"
 
-    results = postprocess_predictions(contexts, features, starts, ends, top_k=3, normalize_windows=False)
+    results = postprocess_predictions(contexts, features, starts, ends, top_k=3, style="utils_qa")
     best = results[0][0]
     assert best["answer"] == "built by gustave"
     assert contexts[0][best["start"]:best["end"]] == best["answer"]
@@ -200,7 +200,7 @@ def test_postprocess_finds_answer_in_long_multiwindow_context(tokenizer):
     # a single padded 2-D array works the same as ragged rows
     width = max(len(row) for row in starts)
     pad = lambda rows: np.stack([np.pad(r, (0, width - len(r)), constant_values=9.0) for r in rows])  # noqa: E731
-    again = postprocess_predictions(contexts, features, pad(starts), pad(ends), top_k=3, normalize_windows=False)
+    again = postprocess_predictions(contexts, features, pad(starts), pad(ends), top_k=3, style="utils_qa")
     assert [[a["answer"] for a in ex] for ex in again] == [[a["answer"] for a in ex] for ex in results]
     default = postprocess_predictions(contexts, features, pad(starts), pad(ends), top_k=3)
     assert default[0][0]["answer"] == "built by gustave" and default[1][0]["answer"] == "cat sat"
@@ -218,7 +218,7 @@ def test_postprocess_merges_a_span_seen_in_overlapping_windows(tokenizer, strong
     for i in windows:
         k = _token_of(features, i, char, 0)
         starts[i][k] = ends[i][k] = 5.5 if i == windows[strong_window] else 3.5
-    results = postprocess_predictions([context], features, starts, ends, top_k=5, normalize_windows=False)[0]
+    results = postprocess_predictions([context], features, starts, ends, top_k=5, style="utils_qa")[0]
     assert results[0]["answer"] == "paris" and results[0]["span_score"] == pytest.approx(11.0)
     assert len({(a["start"], a["end"]) for a in results}) == 5
 
@@ -238,27 +238,66 @@ def test_windows_compete_by_their_own_probabilities_as_the_pipeline_ranks_them(t
         rows[a][_token_of(features, a, a_char, 0)] = value
     starts[b][_token_of(features, b, b_char, 0)] = ends[b][_token_of(features, b, b_char + 6, 1)] = 4.0
 
-    raw = postprocess_predictions([context], features, starts, ends, normalize_windows=False)[0][0]
+    raw = postprocess_predictions([context], features, starts, ends, style="utils_qa")[0][0]
     assert raw["answer"] == "paris" and raw["span_score"] == pytest.approx(12.0)
     best = postprocess_predictions([context], features, starts, ends, top_k=3)[0]
     assert best[0]["answer"] == "london"
     row = np.asarray(starts[b], dtype=float)
     allowed = [k for k, o in enumerate(features["offset_mapping"][b]) if o is not None] + [0]
     log_p = 4.0 - np.log(np.exp(row[allowed]).sum())  # the span's start (and end) log-probability in window B
-    assert best[0]["span_score"] == pytest.approx(2 * log_p)
-    assert best[0]["score"] > best[1]["score"] and sum(x["score"] for x in best) <= 1 + 1e-9
+    # its probability there, plus the little that flat windows overlapping "london" add to the same text
+    assert np.exp(2 * log_p) <= best[0]["score"] <= np.exp(2 * log_p) + 0.01
+    assert best[0]["span_score"] == pytest.approx(np.log(best[0]["score"]))
+    assert best[0]["score"] > best[1]["score"]
 
 
-def test_one_window_ranks_the_same_either_way(tokenizer):
-    context = "the cat sat on the mat in the park"
+def test_one_window_of_distinct_words_ranks_the_same_either_way(tokenizer):
+    context = "eiffel tower built by gustave in paris"
     features = prepare_eval_features(["who?"], [context], tokenizer)
     rng = np.random.default_rng(0)
     starts = [rng.normal(size=len(ids)) for ids in features["input_ids"]]
     ends = [rng.normal(size=len(ids)) for ids in features["input_ids"]]
-    normalized = postprocess_predictions([context], features, starts, ends, top_k=10)[0]
-    raw = postprocess_predictions([context], features, starts, ends, top_k=10, normalize_windows=False)[0]
-    assert [(x["start"], x["end"]) for x in normalized] == [(x["start"], x["end"]) for x in raw]
-    assert [x["score"] for x in normalized] == pytest.approx([x["score"] for x in raw])
+    pipeline = postprocess_predictions([context], features, starts, ends, top_k=10)[0]
+    utils_qa = postprocess_predictions([context], features, starts, ends, top_k=10, style="utils_qa")[0]
+    assert [(x["start"], x["end"]) for x in pipeline] == [(x["start"], x["end"]) for x in utils_qa]
+    # probabilities of the whole window vs the softmax over the candidates: the same up to one factor
+    assert [x["score"] / pipeline[0]["score"] for x in pipeline] == \
+        pytest.approx([x["score"] / utils_qa[0]["score"] for x in utils_qa])
+    assert sum(x["score"] for x in pipeline) < 1
+
+
+def test_an_answer_found_in_several_places_adds_up_its_probability(tokenizer):
+    """As the pipeline: "paris" twice at 0.3 each beats "gustave" once at 0.4, and is shown where it first occurs;
+    utils_qa (one span, one score) picks "gustave"."""
+    context = "paris built by gustave in paris"
+    features = prepare_eval_features(["where?"], [context], tokenizer)
+    starts, ends = _flat_logits(features, value=-30.0)
+    first, second, gustave = context.index("paris"), context.rindex("paris"), context.index("gustave")
+    for char, prob in ((first, 0.3), (second, 0.3), (gustave, 0.4)):
+        k = _token_of(features, 0, char, 0)
+        starts[0][k] = ends[0][k] = np.log(prob) / 1  # start prob ~ end prob ~ p, span prob ~ p^2
+    best = postprocess_predictions([context], features, starts, ends, top_k=2)[0]
+    assert (best[0]["answer"], best[0]["start"]) == ("paris", first)
+    assert best[0]["score"] == pytest.approx(2 * 0.3 ** 2, rel=1e-3) and best[1]["answer"] == "gustave"
+    assert postprocess_predictions([context], features, starts, ends, style="utils_qa")[0][0]["answer"] == "gustave"
+    with pytest.raises(ValueError, match="style"):
+        postprocess_predictions([context], features, starts, ends, style="bert")
+
+
+def test_spans_inside_a_word_widen_to_the_whole_word(tokenizer):
+    context = "the cat sat running in the park"
+    features = prepare_eval_features(["who?"], [context], tokenizer)
+    char = context.index("running")
+    piece = _token_of(features, 0, char + len("run"), 0)  # "##ning"
+    assert features["word_offsets"][0][piece] == (char, char + len("running"))
+    assert features["word_offsets"][0][0] is None  # CLS, like offset_mapping
+    starts, ends = _flat_logits(features)
+    starts[0][piece] = ends[0][piece] = 5.0
+    best = postprocess_predictions([context], features, starts, ends, top_k=3)[0]
+    assert (best[0]["answer"], best[0]["start"]) == ("running", char)
+    assert len({a["answer"] for a in best}) == 3  # "run" and "##ning" spans merged into one answer
+    raw = postprocess_predictions([context], features, starts, ends, style="utils_qa")[0][0]
+    assert raw["answer"] == "ning"
 
 
 def test_postprocess_unicode_offsets_are_exact(tokenizer):
@@ -295,8 +334,8 @@ def test_postprocess_respects_max_length_and_order(tokenizer):
     assert [a["span_score"] for a in results] == sorted((a["span_score"] for a in results), reverse=True)
     assert [a["score"] for a in results] == sorted((a["score"] for a in results), reverse=True)
     assert len(results) == 4 and sum(a["score"] for a in results) <= 1.0 + 1e-9
-    every = postprocess_predictions([context], features, starts, ends, top_k=1000)[0]
-    assert sum(a["score"] for a in every) == pytest.approx(1.0)
+    every = postprocess_predictions([context], features, starts, ends, top_k=1000, style="utils_qa")[0]
+    assert sum(a["score"] for a in every) == pytest.approx(1.0)  # utils_qa: a softmax over the n-best
 
 
 def test_postprocess_version_2_null_answer(tokenizer):
@@ -314,14 +353,14 @@ def test_postprocess_version_2_null_answer(tokenizer):
     starts[-1][0] = 9.0  # ... except one window that is sure; the minimum over windows counts
 
     null_first = postprocess_predictions([context], features, starts, ends, version_2=True, top_k=2,
-                                         normalize_windows=False)[0]
+                                         style="utils_qa")[0]
     assert null_first[0] == {**null_first[0], "answer": "", "start": -1, "end": -1}
     assert null_first[0]["span_score"] == pytest.approx(4.0)
     assert null_first[1]["answer"] == "paris"
     assert null_first[0]["score"] + null_first[1]["score"] <= 1.0 + 1e-9
 
     span_first = postprocess_predictions([context], features, starts, ends, version_2=True,
-                                         null_score_diff_threshold=1.5, top_k=2, normalize_windows=False)[0]
+                                         null_score_diff_threshold=1.5, top_k=2, style="utils_qa")[0]
     assert [a["answer"] for a in span_first] == ["paris", ""]  # diff 1.0 <= threshold: keep the span
     assert postprocess_predictions([context], features, starts, ends)[0][0]["answer"] == "paris"  # v1: no null
 

@@ -21,13 +21,11 @@ answer ends the window), the n-best start/end search ranks context tokens only, 
 the same character span from overlapping windows are merged (keeping the higher score) so ``top_k``
 never repeats an answer.
 
-One deliberate choice between the two Hugging Face tools: ``utils_qa`` ranks spans of different windows of a long
-context by raw start + end logits, while the (transformers 4) ``question-answering`` pipeline first turns each
-window's logits into probabilities over that window's context tokens and CLS (a softmax per window) and ranks by
-those. Raw logits of different windows are not on one scale, and the pipeline is what users compare against, so
-spans are scored by window-normalised log-probabilities (``normalize_windows=True``, the default everywhere).
-Within one window this ranks exactly as raw logits do and gives the same n-best probabilities; it only changes
-which window wins.
+Answers are chosen as the (transformers 4) ``question-answering`` pipeline chooses them by default, which SpanLab's
+predictor replaces (``style="pipeline"``, used everywhere: demo, CLI, evaluation during training): probabilities
+per window (raw logits of different windows are not on one scale), spans widened to whole words (no "Pari" from
+"Paris"), and one entry per answer text with the probabilities of its occurrences added up. ``style="utils_qa"``
+keeps ``run_qa``'s own rule (raw logits, token spans, n-best softmax) for comparisons with that script.
 """
 from __future__ import annotations
 
@@ -185,7 +183,21 @@ def prepare_eval_features(questions: list[str], contexts: list[str], tokenizer, 
         [tuple(offset) if sid == context_id else None for offset, sid in zip(offsets, encoding.sequence_ids(i))]
         for i, offsets in enumerate(encoding["offset_mapping"])
     ]
+    features["word_offsets"] = [_word_offsets(offsets, encoding.word_ids(i))
+                                for i, offsets in enumerate(features["offset_mapping"])]
     return features
+
+
+def _word_offsets(offsets: list, word_ids: list[int | None]) -> list:
+    """For each context token, the character span of the whole word it belongs to (as the tokenizer's
+    pre-tokeniser splits words: at spaces and punctuation); None elsewhere, like ``offset_mapping``."""
+    spans: dict[int, tuple[int, int]] = {}
+    for offset, word in zip(offsets, word_ids):
+        if offset is not None and word is not None:
+            start, end = spans.get(word, offset)
+            spans[word] = (min(start, offset[0]), max(end, offset[1]))
+    return [spans[word] if offset is not None and word is not None else offset
+            for offset, word in zip(offsets, word_ids)]
 
 
 # ------------------------------------------------------------------------------------- post-processing
@@ -208,6 +220,30 @@ def _window_log_probs(logits: np.ndarray, offsets: list) -> np.ndarray:
     if np.isfinite(top):
         out[allowed] = kept - (top + np.log(np.exp(kept - top).sum()))
     return out
+
+
+def _window_top_spans(start_scores: np.ndarray, end_scores: np.ndarray, spans: list, k: int,
+                      max_answer_length: int) -> list[tuple[float, int, int]]:
+    """(score, start char, end char) of the ``k`` best valid spans of one window over *every* (start, end) pair
+    within ``max_answer_length`` tokens, as the pipeline's ``decode_spans``; context tokens only."""
+    n = min(len(spans), len(start_scores), len(end_scores))
+    is_context = np.fromiter((spans[t] is not None for t in range(n)), dtype=bool, count=n)
+    if not is_context.any():
+        return []
+    starts = np.where(is_context, start_scores[:n], -np.inf)
+    ends = np.append(np.where(is_context, end_scores[:n], -np.inf), -np.inf)  # index n: "past the end"
+    width = min(max_answer_length, n)
+    end_index = np.minimum(np.arange(n)[:, None] + np.arange(width)[None, :], n)  # [start, offset] -> end token
+    scores = starts[:, None] + ends[end_index]
+    flat = scores.ravel()
+    finite = int(np.isfinite(flat).sum())
+    k = min(k, finite)
+    if k == 0:
+        return []
+    best = np.argpartition(-flat, k - 1)[:k]
+    best = best[np.argsort(-flat[best], kind="stable")]
+    rows, cols = np.unravel_index(best, scores.shape)
+    return [(float(flat[i]), int(spans[r][0]), int(spans[end_index[r, c]][1])) for i, r, c in zip(best, rows, cols)]
 
 
 def _feature_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, n_best: int,
@@ -236,24 +272,34 @@ def _feature_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offset
 def postprocess_predictions(contexts: list[str], features: dict, all_start_logits, all_end_logits,
                             n_best: int = 20, max_answer_length: int = 30, version_2: bool = False,
                             null_score_diff_threshold: float = 0.0, top_k: int = 1,
-                            normalize_windows: bool = True) -> list[list[dict]]:
+                            style: str = "pipeline") -> list[list[dict]]:
     """Turn per-window start/end logits into ranked answer spans of each original context.
 
     Returns, per example, up to ``top_k`` answers, best first: ``{"answer", "start", "end", "score",
-    "span_score"}`` with ``contexts[i][start:end] == answer``. ``span_score`` is log p(start) + log p(end) with
-    each window's logits normalised over its context tokens and CLS (the pipeline's way of comparing windows), or
-    with ``normalize_windows=False`` start logit + end logit (``utils_qa``'s). ``score`` is the softmax of
-    ``span_score`` over the example's n-best candidates (as ``utils_qa``).
-    With ``version_2`` the null answer (``""``, start=end=-1, scored by the CLS logits, minimum over windows)
-    competes and is ranked first when its score exceeds the best span's by more than
-    ``null_score_diff_threshold``. Without ``version_2``, an example with no valid span at all gets a single
-    null answer with score 0.0.
+    "span_score"}`` with ``contexts[i][start:end] == answer``. Two rule sets, each that of a Hugging Face tool:
+
+    * ``style="pipeline"`` (default; the transformers 4 ``question-answering`` pipeline's defaults): each window's
+      logits become probabilities over its context tokens and CLS; a window's best ``2 * top_k + 10`` spans are
+      widened to whole words (needs the ``word_offsets`` of :func:`prepare_eval_features`); answers with the same
+      text (ignoring case) merge, wherever they occur, adding up their probabilities. ``score`` is that
+      probability, ``span_score`` its log; an answer's position is its first occurrence.
+    * ``style="utils_qa"`` (``run_qa``'s evaluation): raw start + end logits (``span_score``) compared across
+      windows, token spans, the same character span merged keeping the higher score, ``score`` the softmax over
+      the example's n-best candidates.
+
+    With ``version_2`` the null answer (``""``, start=end=-1, scored at CLS, minimum over windows) competes and is
+    ranked first when its ``span_score`` exceeds the best span's by more than ``null_score_diff_threshold``.
+    Without ``version_2``, an example with no valid span at all gets a single null answer with score 0.0.
     """
     if n_best < 1 or max_answer_length < 1 or top_k < 1:
         raise ValueError(f"n_best, max_answer_length and top_k must be >= 1 "
                          f"(got {n_best}, {max_answer_length}, {top_k}).")
+    if style not in ("pipeline", "utils_qa"):
+        raise ValueError(f"style must be 'pipeline' or 'utils_qa', got {style!r}.")
+    pipeline = style == "pipeline"
     example_index = list(features["example_index"])
     offset_mapping = features["offset_mapping"]
+    char_spans = features["word_offsets"] if pipeline and "word_offsets" in features else offset_mapping
     if not (len(example_index) == len(offset_mapping) == len(all_start_logits) == len(all_end_logits)):
         raise ValueError(f"Got {len(example_index)} features ({len(offset_mapping)} offset mappings) but "
                          f"{len(all_start_logits)} start and {len(all_end_logits)} end logit rows; "
@@ -269,26 +315,37 @@ def postprocess_predictions(contexts: list[str], features: dict, all_start_logit
     for example, context in enumerate(contexts):
         if not features_of[example]:
             raise ValueError(f"Example {example} has no features; were the features built from these contexts?")
-        best_by_span: dict[tuple[int, int], float] = {}
+        best_by_span: dict[tuple[int, int], float] = {}  # utils_qa: best logit score per character span
+        by_text: dict[str, list] = {}  # pipeline: lowercased text -> [start, end, summed probability]
         null_score = np.inf
         for feature in features_of[example]:
             start_logits, end_logits = _as_vector(all_start_logits[feature]), _as_vector(all_end_logits[feature])
-            if normalize_windows:
+            if pipeline:
                 offsets = offset_mapping[feature]
                 start_logits, end_logits = _window_log_probs(start_logits, offsets), _window_log_probs(end_logits,
                                                                                                       offsets)
             null_score = min(null_score, float(start_logits[CLS_INDEX] + end_logits[CLS_INDEX]))
-            for score, start, end in _feature_candidates(start_logits, end_logits, offset_mapping[feature],
-                                                         n_best, max_answer_length):
-                if score > best_by_span.get((start, end), -np.inf):
-                    best_by_span[(start, end)] = score
+            if not pipeline:
+                for score, start, end in _feature_candidates(start_logits, end_logits, char_spans[feature], n_best,
+                                                             max_answer_length):
+                    if score > best_by_span.get((start, end), -np.inf):
+                        best_by_span[(start, end)] = score
+                continue
+            for score, start, end in _window_top_spans(start_logits, end_logits, char_spans[feature], 2 * top_k + 10,
+                                                       max_answer_length):
+                entry = by_text.setdefault(context[start:end].lower(), [start, end, 0.0])
+                entry[2] += float(np.exp(score))
+        if pipeline:
+            best_by_span = {(start, end): float(np.log(total)) for start, end, total in by_text.values() if total > 0}
         results.append(_rank_answers(context, best_by_span, null_score, n_best, version_2,
-                                     null_score_diff_threshold, top_k))
+                                     null_score_diff_threshold, top_k, probabilities=pipeline))
     return results
 
 
 def _rank_answers(context: str, best_by_span: dict[tuple[int, int], float], null_score: float, n_best: int,
-                  version_2: bool, threshold: float, top_k: int) -> list[dict]:
+                  version_2: bool, threshold: float, top_k: int, probabilities: bool) -> list[dict]:
+    """Best first; ``score`` is exp(span_score) when span scores are log-probabilities already, else the softmax
+    over the candidates."""
     null = {"answer": "", "start": -1, "end": -1}
     spans = sorted(best_by_span.items(), key=lambda item: item[1], reverse=True)[:n_best]
     candidates = [({"answer": context[s:e], "start": s, "end": e}, score) for (s, e), score in spans]
@@ -298,8 +355,11 @@ def _rank_answers(context: str, best_by_span: dict[tuple[int, int], float], null
         candidates.append((null, null_score))
 
     logits = np.array([score for _, score in candidates])
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
+    if probabilities:
+        probs = np.exp(logits)
+    else:
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
     answers = [{**answer, "score": float(p), "span_score": float(score)}
                for (answer, score), p in zip(candidates, probs)]
     answers.sort(key=lambda a: a["span_score"], reverse=True)
