@@ -2,20 +2,17 @@
 of transformers 4.57.x (removed in transformers 5), on the same saved model folder, device and thread count.
 
 The pipeline runs in the benchmark-only venv ``bench/.venv-ref`` (``bash bench/setup_ref_env.sh``) as a worker
-process: this same file started with ``--worker``. The sides take turns question by question (which side goes
-first rotates), so machine noise hits all alike; each side times its own call, from the (question, context)
+process: this same file started with ``--worker``. The two sides take turns question by question (which side goes
+first alternates), so machine noise hits both alike; each side times its own call, from the (question, context)
 strings to the answer, after a few warm-up questions.
 
-* SpanLab: ``QAPredictor.predict(question, context, top_k=1)``, twice: as the Demo page loads it
-  (``compiled=True``: ``torch.compile`` in the background; timed once it is ready, its one-off compile time
-  printed) and plain eager. The headline ratio is the Demo page's side.
+* SpanLab: ``QAPredictor.predict(question, context, top_k=1)``.
 * Pipeline: ``pipeline("question-answering", model=FOLDER)(question=..., context=..., max_answer_len=M)`` with M the
   model's ``max_answer_length`` (SpanLab's 30; the pipeline's default would be 15) and otherwise its defaults
   (doc_stride 128, max_seq_len 384, align_to_words=True).
 
-Agreement: "same span" compares SpanLab's character span with the pipeline's raw argmax span
-(``align_to_words=False``, an extra untimed call), which is the like-for-like decision; "same text" compares
-normalised answer texts with the default (timed) pipeline call. The model folder should be a trained QA run
+Agreement: "same span" compares SpanLab's character span with the span of the pipeline's answer; "same text"
+compares their normalised texts. The model folder should be a trained QA run
 (``--model-dir``, e.g. the one bench/qa_quality.py prints); without one, a small SpanLab QA run is trained first on
 articles that the timed questions do not come from.
 
@@ -48,10 +45,8 @@ def worker(model_dir: str, threads: int, max_answer_len: int) -> int:
         started = time.perf_counter()
         answer = qa(question=request["question"], context=request["context"], max_answer_len=max_answer_len)
         seconds = time.perf_counter() - started
-        raw = qa(question=request["question"], context=request["context"], max_answer_len=max_answer_len,
-                 align_to_words=False)
         print(json.dumps({"seconds": seconds, "answer": answer["answer"], "start": answer["start"],
-                          "end": answer["end"], "raw_start": raw["start"], "raw_end": raw["end"]}), flush=True)
+                          "end": answer["end"]}), flush=True)
     return 0
 
 
@@ -130,12 +125,8 @@ def main(argv=None) -> int:
 
     from core import inference
     from core.tasks.qa import normalize_answer, squad_metrics
-    eager = inference.load_predictor(model_dir, device="cpu")
-    compiled = inference.load_predictor(model_dir, device="cpu", compiled=True)
-    print("SpanLab: compiling the model in the background (as the Demo page does) ...", flush=True)
-    compiled.wait_compiled()
-    print(f"SpanLab compiled side: {compiled.compile_status} after {compiled.compile_seconds:.1f} s", flush=True)
-    max_answer_len = int(eager.meta.get("max_answer_length") or 30)
+    predictor = inference.load_predictor(model_dir, device="cpu")
+    max_answer_len = int(predictor.meta.get("max_answer_length") or 30)
     pipe = PipelineWorker(str(model_dir), threads, max_answer_len)
     print(f"pipeline worker: transformers {pipe.info['transformers']}, torch {pipe.info['torch']}, "
           f"{pipe.info['threads']} threads; SpanLab: transformers {info['transformers']}, {threads} threads")
@@ -144,65 +135,51 @@ def main(argv=None) -> int:
     if args.profile:
         import cProfile
         profiler = cProfile.Profile()
-    sides = {"compiled": compiled, "eager": eager}
-    seconds = {name: [] for name in ("compiled", "eager", "pipeline")}
-    same_span = {name: [] for name in sides}
-    same_text, records = [], []
+    seconds = {"spanlab": [], "pipeline": []}
+    same_span, same_text, records = [], [], []
     for i, pair in enumerate(pairs):
         q, c = pair["question"], pair["context"]
-        order = ["compiled", "eager", "pipeline"]
-        order = order[i % 3:] + order[:i % 3]  # each side goes first, second and last equally often
-        answers, took = {}, {}
-        for side in order:
+        for side in (("spanlab", "pipeline") if i % 2 == 0 else ("pipeline", "spanlab")):
             if side == "pipeline":
-                answers[side] = pipe.ask(q, c)
-                took[side] = answers[side]["seconds"]
+                theirs = pipe.ask(q, c)
                 continue
-            if profiler and side == "compiled" and i >= args.warmup:
+            if profiler and i >= args.warmup:
                 profiler.enable()
             started = time.perf_counter()
-            answers[side] = sides[side].predict(q, c, top_k=1)[0]
-            took[side] = time.perf_counter() - started
-            if profiler and side == "compiled" and i >= args.warmup:
+            ours = predictor.predict(q, c, top_k=1)[0]
+            took = time.perf_counter() - started
+            if profiler and i >= args.warmup:
                 profiler.disable()
         if i < args.warmup:
             continue
-        theirs = answers["pipeline"]
-        for side in seconds:
-            seconds[side].append(took[side])
-        for side in sides:
-            same_span[side].append((answers[side]["start"], answers[side]["end"]) ==
-                                   (theirs["raw_start"], theirs["raw_end"]))
-        ours = answers["compiled"]
+        seconds["spanlab"].append(took)
+        seconds["pipeline"].append(theirs["seconds"])
+        same_span.append((ours["start"], ours["end"]) == (theirs["start"], theirs["end"]))
         same_text.append(normalize_answer(ours["answer"]) == normalize_answer(theirs["answer"]))
-        records.append({"id": pair["id"], "spanlab": ours["answer"], "spanlab_eager": answers["eager"]["answer"],
-                        "pipeline": theirs["answer"], "spanlab_ms": took["compiled"] * 1000,
-                        "pipeline_ms": took["pipeline"] * 1000, "gold": pair["answers"],
-                        "same_span": same_span["compiled"][-1]})
+        records.append({"id": pair["id"], "spanlab": ours["answer"], "pipeline": theirs["answer"],
+                        "spanlab_ms": took * 1000, "pipeline_ms": theirs["seconds"] * 1000,
+                        "gold": pair["answers"], "same_span": same_span[-1]})
     pipe.close()
 
     n = len(records)
     rows = []
-    labels = {"compiled": "SpanLab QAPredictor (compiled, Demo page)", "eager": "SpanLab QAPredictor (eager)",
-              "pipeline": "pipeline (transformers 4.57)"}
+    labels = {"spanlab": "SpanLab QAPredictor", "pipeline": "pipeline (transformers 4.57)"}
     for side, values in seconds.items():
         rows.append({"side": labels[side], "questions": n, "p50 ms": bc.percentile(values, 50) * 1000,
                      "p95 ms": bc.percentile(values, 95) * 1000, "mean ms": sum(values) / n * 1000,
-                     "same span": f"{sum(same_span[side]) / n:.1%}" if side in same_span else "-"})
-    ratio50 = rows[0]["p50 ms"] / rows[2]["p50 ms"]
-    ratio95 = rows[0]["p95 ms"] / rows[2]["p95 ms"]
-    eager_ratio50 = rows[1]["p50 ms"] / rows[2]["p50 ms"]
-    span_agreement, text_agreement = sum(same_span["compiled"]) / n, sum(same_text) / n
+                     "same span": f"{sum(same_span) / n:.1%}" if side == "spanlab" else "-"})
+    ratio50 = rows[0]["p50 ms"] / rows[1]["p50 ms"]
+    ratio95 = rows[0]["p95 ms"] / rows[1]["p95 ms"]
+    span_agreement, text_agreement = sum(same_span) / n, sum(same_text) / n
     golds = [r["gold"] for r in records]
     quality = {"spanlab": squad_metrics([r["spanlab"] for r in records], golds),
                "pipeline": squad_metrics([r["pipeline"] for r in records], golds)}
     table = bc.print_table(rows, ["side", "questions", "p50 ms", "p95 ms", "mean ms", "same span"],
                            title=f"QA latency per question ({threads} threads, CPU)")
-    print(f"p50 ratio SpanLab compiled/pipeline = {ratio50:.2f} (target <= 0.8: "
-          f"{'meets' if ratio50 <= 0.8 else 'MISSES'}); p95 ratio = {ratio95:.2f}; eager p50 ratio = "
-          f"{eager_ratio50:.2f}; compiling took {compiled.compile_seconds:.1f} s once, in the background")
-    print(f"same top answer: span {span_agreement:.1%} (vs the raw argmax), text {text_agreement:.1%} (vs the default "
-          f"pipeline) (target >= 99%: {'meets' if span_agreement >= 0.99 else 'MISSES'}); "
+    print(f"p50 ratio SpanLab/pipeline = {ratio50:.2f} (target <= 0.8: {'meets' if ratio50 <= 0.8 else 'MISSES'}); "
+          f"p95 ratio = {ratio95:.2f}")
+    print(f"same top answer as the pipeline: span {span_agreement:.1%}, text {text_agreement:.1%} "
+          f"(target >= 99%: {'meets' if span_agreement >= 0.99 else 'MISSES'}); "
           f"F1 vs gold: SpanLab {quality['spanlab']['f1']:.1f}, pipeline {quality['pipeline']['f1']:.1f}")
     if profiler:
         import pstats
@@ -210,8 +187,6 @@ def main(argv=None) -> int:
     bc.write_results("qa_latency", {
         "machine": info, "pipeline_env": pipe.info, "args": vars(args), "model_dir": str(model_dir),
         "spanlab_home": str(home), "table": rows, "markdown": table, "p50_ratio": ratio50, "p95_ratio": ratio95,
-        "eager_p50_ratio": eager_ratio50, "compile_status": compiled.compile_status,
-        "compile_seconds": compiled.compile_seconds,
         "same_span": span_agreement, "same_text": text_agreement, "f1_vs_gold": quality,
         "disagreements": [r for r in records if not r["same_span"]][:30]})
     return 0

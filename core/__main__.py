@@ -199,10 +199,7 @@ def cmd_evaluate(args) -> dict:
 def cmd_predict(args) -> dict:
     from core import importing, inference
     args.run = int(args.run) if str(args.run).isdigit() else args.run
-    predictor = inference.load_predictor(args.run, compiled=args.compile)
-    if args.compile:
-        predictor.wait_compiled()
-        print(f"model: {predictor.compile_status}", file=sys.stderr)
+    predictor = inference.load_predictor(args.run)
     if args.file:
         result = importing.load_file(Path(args.file), predictor.task, filename=Path(args.file).name)
         if not result.rows:
@@ -312,9 +309,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a CSV/JSONL of texts (or questions+contexts) to predict in batch")
     p.add_argument("--out", help="with --file: write predictions to this CSV")
     p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--compile", action="store_true",
-                   help="compile the model with torch.compile first, as the Demo page does (CPU only; takes "
-                        "15-40 s once, then each forward pass is faster: worth it for large --file batches)")
 
     p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs delete RUN")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "cancel"])

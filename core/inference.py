@@ -2,20 +2,12 @@
 
 ``load_predictor`` caches loaded models (keyed by folder and its modification time), so a demo answers
 quickly after the first question. The QA predictor replaces transformers' removed ``question-answering``
-pipeline: features with a document stride, then utils_qa-style n-best post-processing.
-
-Long-lived predictors (the Demo page, ``predict --file``) ask for ``compiled=True``: on CPU the model is then also
-compiled with ``torch.compile`` (inductor, weights frozen into the graph, dynamic shapes) in a background thread,
-and answers switch to it once it is ready (about 15-30 s on 2 cores; about 1.25x faster forward passes with
-MiniLM). Until then, and whenever compiling is impossible, fails, or a new input shape would need a recompile,
-the plain eager model answers. ``SPANLAB_COMPILE=0`` turns it off.
+pipeline: features with a document stride, then the pipeline's way of choosing answers (core.tasks.qa).
 """
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,37 +32,21 @@ def run_folder(run: int | str | Path) -> Path:
     return Path(info["artifact_dir"])
 
 
-def load_predictor(run: int | str | Path, device: str = "auto", compiled: bool = False):
-    """A (cached) predictor for a run id or model folder; ``compiled`` also compiles it in the background."""
+def load_predictor(run: int | str | Path, device: str = "auto"):
     folder = run_folder(run).resolve()
     stamp = (folder / "config.json").stat().st_mtime_ns
-    return _load(str(folder), stamp, device, compiled)
-
-
-def compile_disabled_reason(device: str) -> str | None:
-    """Why inference would not be compiled here (None when it would)."""
-    if os.environ.get("SPANLAB_COMPILE", "1").strip().lower() in {"0", "off", "false", "no"}:
-        return "turned off by SPANLAB_COMPILE"
-    if device != "cpu":
-        return f"only CPU inference is compiled (this model runs on {device})"
-    import shutil
-    if not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
-        return "no C++ compiler found (install g++ to enable it)"
-    return None
+    return _load(str(folder), stamp, device)
 
 
 @lru_cache(maxsize=4)
-def _load(folder: str, stamp: int, device: str, compiled: bool = False):
+def _load(folder: str, stamp: int, device: str):
     meta_path = Path(folder) / "spanlab.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     task = meta.get("task") or ("qa" if any("QuestionAnswering" in a for a in config.get("architectures", []))
                                 else "classification")
     cls = QAPredictor if task == "qa" else ClassificationPredictor
-    predictor = cls(Path(folder), meta, device)
-    if compiled:
-        predictor.start_compiling()
-    return predictor
+    return cls(Path(folder), meta, device)
 
 
 class _Predictor:
@@ -85,55 +61,6 @@ class _Predictor:
         self.model = auto.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False).to(self.device).eval()
         self.max_length = int(meta.get("max_length") or (384 if self.task == "qa" else 128))
         self.lock = threading.Lock()  # one forward pass at a time per cached model (Streamlit sessions share it)
-        self.compiled_model = None
-        self.compile_status = "not requested"
-        self.compile_seconds: float | None = None
-        self._compile_done = threading.Event()
-        self._compile_done.set()
-
-    # ---------------------------------------------------------------------------- torch.compile in the background
-    def start_compiling(self) -> None:
-        """Compile the model in a daemon thread; answers keep coming from the eager model until it is ready."""
-        reason = compile_disabled_reason(self.device)
-        if reason or self.compiled_model is not None or not self._compile_done.is_set():
-            self.compile_status = f"eager: {reason}" if reason else self.compile_status
-            return
-        self.compile_status = "compiling"
-        self._compile_done.clear()
-        threading.Thread(target=self._compile, name="spanlab-compile", daemon=True).start()
-
-    def wait_compiled(self, timeout: float | None = None) -> bool:
-        """Block until compiling has ended (ready or given up); True when the compiled model answers now."""
-        self._compile_done.wait(timeout)
-        return self.compiled_model is not None
-
-    def _warmup_batches(self) -> list[dict]:
-        raise NotImplementedError
-
-    def _compile(self) -> None:
-        import torch
-        started = time.perf_counter()
-        try:
-            compiled = torch.compile(self.model, dynamic=True, options={"freezing": True})
-            with torch.inference_mode():
-                # Batch 2 first: it compiles the graph for any batch >= 2; batch 1 is then specialised on its own.
-                for batch in self._warmup_batches():
-                    compiled(**{k: v.to(self.device) for k, v in batch.items()})
-            self.compiled_model = compiled
-            self.compile_status = "compiled"
-        except Exception as exc:  # no working compiler, an unsupported model, ...: the eager model keeps answering
-            self.compile_status = f"eager: torch.compile failed ({type(exc).__name__}: {str(exc)[:200]})"
-        finally:
-            self.compile_seconds = time.perf_counter() - started
-            self._compile_done.set()
-
-    def _forward(self, batch: dict):
-        compiled = self.compiled_model
-        if compiled is None:
-            return self.model(**batch)
-        import torch
-        with torch.compiler.set_stance("eager_on_recompile"):  # never compile again on the request path
-            return compiled(**batch)
 
 
 class ClassificationPredictor(_Predictor):
@@ -154,7 +81,7 @@ class ClassificationPredictor(_Predictor):
                 ids = order[i:i + batch_size]
                 enc = self.tokenizer([texts[j] for j in ids], truncation=True, max_length=self.max_length,
                                      padding=True, return_tensors="pt").to(self.device)
-                probs = torch.softmax(self._forward(enc).logits.float(), dim=-1).cpu().tolist()
+                probs = torch.softmax(self.model(**enc).logits.float(), dim=-1).cpu().tolist()
                 probs_by_index.update(zip(ids, probs))
         labels = self.labels
         for i in range(len(texts)):
@@ -162,20 +89,9 @@ class ClassificationPredictor(_Predictor):
             results.append([{"label": label, "score": float(score)} for label, score in pairs])
         return results
 
-    def _warmup_batches(self) -> list[dict]:
-        text = "a short sentence to compile the model with " * 3
-        return [dict(self.tokenizer([text, text[:20]], padding=True, return_tensors="pt")),
-                dict(self.tokenizer([text], return_tensors="pt"))]
-
 
 class QAPredictor(_Predictor):
     task = "qa"
-
-    def _warmup_batches(self) -> list[dict]:
-        question, context = "What is compiled?", "The model is compiled before it answers questions. " * 6
-        return [dict(self.tokenizer([question, question], [context, context[:80]], padding=True,
-                                    return_tensors="pt")),
-                dict(self.tokenizer([question], [context], return_tensors="pt"))]
 
     def predict(self, question: str, context: str, top_k: int = 1, max_answer_length: int | None = None) -> list[dict]:
         return self.predict_batch([question], [context], top_k, max_answer_length)[0]
@@ -205,7 +121,7 @@ class QAPredictor(_Predictor):
                 batch = {k: torch.tensor([list(feats[k][r]) + [pad_id if k == "input_ids" else 0] *
                                           (longest - len(feats[k][r])) for r in rows], device=self.device)
                          for k in inputs}
-                out = self._forward(batch)
+                out = self.model(**batch)
                 s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
                 for j, r in enumerate(rows):
                     length = len(feats["input_ids"][r])

@@ -3,8 +3,7 @@
 Classification: type a text, see the predicted label and every label's probability. QA: a context (typed, or one
 of the run's dataset contexts) and a question give the answer highlighted inside the context, "No answer" for an
 unanswerable question, and the runner-up answers; picking one highlights that one instead. Models stay loaded
-(core.inference.load_predictor caches them), so answers after the first come quickly; on CPU the model is also
-compiled in the background and answers faster once that is done. User text reaches the page
+(core.inference.load_predictor caches them), so answers after the first come quickly. User text reaches the page
 as HTML only through core.highlight, which escapes it.
 """
 from __future__ import annotations
@@ -63,21 +62,12 @@ def _load_predictor(run_id: int):
     from core.inference import PredictorError, load_predictor
     try:
         with st.spinner("Loading the model…"):
-            return load_predictor(run_id, compiled=True)
+            return load_predictor(run_id)
     except (PredictorError, storage.StorageError) as exc:
         st.error(str(exc))
     except Exception as exc:  # a damaged or foreign folder: say so instead of a traceback
         st.error(f"This model cannot be loaded ({type(exc).__name__}: {exc}). Pick another run or train again.")
     return None
-
-
-def _speed_note(predictor) -> str:
-    status = predictor.compile_status
-    if status == "compiled":
-        return "⚡ Compiled model: fast answers."
-    if status == "compiling":
-        return "Compiling the model in the background for faster answers; answers already work meanwhile."
-    return f"Plain (eager) model — {status.removeprefix('eager: ')}."
 
 
 def _predict(method, *args, **kwargs):
@@ -192,7 +182,6 @@ _run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids
 _run = _by_id[_run_id]
 _predictor = _load_predictor(_run_id)
 if _predictor is not None:
-    st.caption(_speed_note(_predictor))
     if _predictor.task == "qa":
         _qa(_run, _predictor)
     else:

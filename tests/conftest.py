@@ -10,8 +10,6 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Compiling a predictor costs ~20 s of CPU per model: only tests/test_inference.py turns it on, per test.
-os.environ.setdefault("SPANLAB_COMPILE", "0")
 
 # Words the tiny models know; anything else becomes [UNK].
 WORDS = """the a an is was it this that and or of to in on for with my your our i you we they he she

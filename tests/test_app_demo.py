@@ -133,19 +133,3 @@ def test_classification_shows_label_and_probabilities(runs):
     assert any(f">{scores[0]['label']}</div>" in h.value for h in at.html)
     [chart] = at.get("plotly_chart")
     assert '"orientation":"h"' in chart.proto.spec.replace(" ", "")
-
-
-def test_page_says_whether_answers_come_from_a_compiled_model(runs, monkeypatch):
-    """The Demo page asks for a compiled model; the caption follows the predictor's state (compiling itself is
-    tested in tests/test_inference.py)."""
-    from core import inference
-    at = open_run(runs["classification"])  # SPANLAB_COMPILE=0 in the test suite
-    assert any("Plain (eager) model — turned off by SPANLAB_COMPILE" in c.value for c in at.caption)
-
-    predictor = inference.load_predictor(runs["qa"], compiled=True)
-    monkeypatch.setattr(predictor, "compile_status", "compiling")
-    at = open_run(runs["qa"])
-    assert any("Compiling the model in the background" in c.value for c in at.caption)
-    monkeypatch.setattr(predictor, "compile_status", "compiled")
-    at.run()
-    assert any("Compiled model: fast answers" in c.value for c in at.caption)
