@@ -316,7 +316,7 @@ def postprocess_predictions(contexts: list[str], features: dict, all_start_logit
         if not features_of[example]:
             raise ValueError(f"Example {example} has no features; were the features built from these contexts?")
         best_by_span: dict[tuple[int, int], float] = {}  # utils_qa: best logit score per character span
-        by_text: dict[str, list] = {}  # pipeline: lowercased text -> [start, end, summed probability]
+        by_text: dict[str, list] = {}  # pipeline: lowercased text -> [start, end, log of summed probability]
         null_score = np.inf
         for feature in features_of[example]:
             start_logits, end_logits = _as_vector(all_start_logits[feature]), _as_vector(all_end_logits[feature])
@@ -333,10 +333,10 @@ def postprocess_predictions(contexts: list[str], features: dict, all_start_logit
                 continue
             for score, start, end in _window_top_spans(start_logits, end_logits, char_spans[feature], 2 * top_k + 10,
                                                        max_answer_length):
-                entry = by_text.setdefault(context[start:end].lower(), [start, end, 0.0])
-                entry[2] += float(np.exp(score))
+                entry = by_text.setdefault(context[start:end].lower(), [start, end, -np.inf])
+                entry[2] = float(np.logaddexp(entry[2], score))  # adds probabilities, in log space
         if pipeline:
-            best_by_span = {(start, end): float(np.log(total)) for start, end, total in by_text.values() if total > 0}
+            best_by_span = {(start, end): log_total for start, end, log_total in by_text.values()}
         results.append(_rank_answers(context, best_by_span, null_score, n_best, version_2,
                                      null_score_diff_threshold, top_k, probabilities=pipeline))
     return results
