@@ -131,7 +131,7 @@ def test_torchrun_data_parallel_records_one_run(spanlab_home, tiny_model_dir, tm
     data = write_csv(tmp_path / "s.csv", sentiment_rows(8), ["text", "label"])
     cli(capsys, "import", str(data), "--task", "classification")
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "core", "train", "--dataset", "s",
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "core", "train", "--dataset", "s",
                            "--eval-dataset", "s", "--model", str(tiny_model_dir), "--lr", "2e-3", "--batch-size", "4",
                            "--max-steps", "30", "--no-progress", "--json"],
                           capture_output=True, text=True, timeout=300,
@@ -139,9 +139,9 @@ def test_torchrun_data_parallel_records_one_run(spanlab_home, tiny_model_dir, tm
                           cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert sorted(r.get("rank", 0) for r in results) == [0, 1]
+    assert sorted(r.get("rank", 0) for r in results) == [0, 1], proc.stdout[-2000:]
     [main_result] = [r for r in results if "run" in r]
-    assert main_result["status"] == "completed" and main_result["metrics"]["accuracy"] >= 0.9
+    assert main_result["status"] == "completed" and main_result["metrics"]["accuracy"] >= 0.9, main_result
     code, out, _ = cli(capsys, "runs")
     assert len(out["runs"]) == 1 and out["runs"][0]["params"]["world_size"] == 2
 
