@@ -207,19 +207,25 @@ def _as_vector(logits) -> np.ndarray:
     return np.asarray(logits, dtype=np.float64).reshape(-1)
 
 
-def _window_log_probs(logits: np.ndarray, offsets: list) -> np.ndarray:
-    """Log-softmax of one window's logits over its context tokens and CLS (as the pipeline's softmax); -inf
-    elsewhere, so question, special and padding tokens never score."""
-    n_tokens = min(len(offsets), len(logits))
-    allowed = np.zeros(len(logits), dtype=bool)
+def _window_log_probs(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list) -> tuple[np.ndarray, np.ndarray]:
+    """Log-softmax of one window's start and end logits over its context tokens and CLS (as the pipeline's
+    softmax); -inf elsewhere, so question, special and padding tokens never score."""
+    width = max(len(start_logits), len(end_logits))
+    n_tokens = min(len(offsets), width)
+    allowed = np.zeros(width, dtype=bool)
     allowed[:n_tokens] = np.fromiter((o is not None for o in offsets[:n_tokens]), dtype=bool, count=n_tokens)
     allowed[CLS_INDEX] = True
-    kept = logits[allowed]
-    top = kept.max()
-    out = np.full(len(logits), -np.inf)
-    if np.isfinite(top):
-        out[allowed] = kept - (top + np.log(np.exp(kept - top).sum()))
-    return out
+
+    def normalise(logits: np.ndarray) -> np.ndarray:
+        mask = allowed[:len(logits)]
+        kept = logits[mask]
+        top = kept.max()
+        out = np.full(len(logits), -np.inf)
+        if np.isfinite(top):
+            out[mask] = kept - (top + np.log(np.exp(kept - top).sum()))
+        return out
+
+    return normalise(start_logits), normalise(end_logits)
 
 
 def _window_top_spans(start_scores: np.ndarray, end_scores: np.ndarray, spans: list, k: int,
@@ -321,9 +327,7 @@ def postprocess_predictions(contexts: list[str], features: dict, all_start_logit
         for feature in features_of[example]:
             start_logits, end_logits = _as_vector(all_start_logits[feature]), _as_vector(all_end_logits[feature])
             if pipeline:
-                offsets = offset_mapping[feature]
-                start_logits, end_logits = _window_log_probs(start_logits, offsets), _window_log_probs(end_logits,
-                                                                                                      offsets)
+                start_logits, end_logits = _window_log_probs(start_logits, end_logits, offset_mapping[feature])
             null_score = min(null_score, float(start_logits[CLS_INDEX] + end_logits[CLS_INDEX]))
             if not pipeline:
                 for score, start, end in _feature_candidates(start_logits, end_logits, char_spans[feature], n_best,
