@@ -86,6 +86,16 @@ def test_qa_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
     answers = out["answers"]
     assert answers[0]["answer"] == "bob" and len(answers) <= 3
     assert all(context[a["start"]:a["end"]] == a["answer"] for a in answers)
+    # As the old question-answering pipeline: whole words only (a word the vocabulary splits into pieces is never
+    # cut), and each answer text once.
+    context = "bob founded globexcorp in 2005 ."
+    code, out, _ = cli(capsys, "predict", str(run), "--question", "who founded it ?", "--context", context,
+                       "--top-k", "10")
+    answers = out["answers"]
+    assert len(answers) >= 5 and len({a["answer"].lower() for a in answers}) == len(answers)
+    for a in answers:
+        assert a["start"] in (0, *(i + 1 for i, ch in enumerate(context) if ch == " ")), a
+        assert a["end"] in (len(context), *(i for i, ch in enumerate(context) if ch == " ")), a
 
     squad = tmp_path / "faq.json"
     code, out, _ = cli(capsys, "export", "faq", "--format", "squad", "--out", str(squad))
