@@ -70,7 +70,7 @@ SPANBERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attenti
 SETUP = {"model_dir": None, "device": "cpu", "precision": "fp32"}  # set once by main(); read by both sides
 
 
-def resolve_model(name: str) -> str:
+def resolve_model(name: str, home) -> str:
     """The model folder both sides load: the built-in MiniLM, a SpanBERT-base-shaped random BERT, or a folder."""
     from core import models
     if name == models.BUILTIN_ALIAS:
@@ -79,7 +79,7 @@ def resolve_model(name: str) -> str:
         return name
     import torch
     from transformers import BertConfig, BertModel
-    folder = tempfile.mkdtemp(prefix="bench-spanbert-base-random-")
+    folder = str(home / "spanbert-base-random")  # inside the benchmark's private SPANLAB_HOME
     tokenizer = models.load_tokenizer(models.builtin_folder())
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=len(tokenizer), **SPANBERT_BASE_SHAPE)).save_pretrained(folder)
@@ -470,7 +470,7 @@ def main(argv=None) -> int:
     paths = {"sst2": "sst2/train.tsv", "qa": "squad_v1.1/dev-v1.1.json"}
     home, info = bc.start_training_bench(*(paths[w] for w in args.workloads), threads=args.threads)
 
-    SETUP.update(model_dir=resolve_model(args.model), device=args.device, precision=args.precision)
+    SETUP.update(model_dir=resolve_model(args.model, home), device=args.device, precision=args.precision)
     peak = peak_tflops(args.precision, args.peak_tflops) if args.device != "cpu" or args.peak_tflops else None
     print(f"model {args.model} ({SETUP['model_dir']}), device {args.device}, precision {args.precision}, "
           f"peak {peak or 'unknown'} TFLOP/s")
