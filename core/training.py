@@ -56,6 +56,7 @@ class TrainConfig:
     null_score_threshold: float = 0.0
     few_shot: str = "auto"        # small classification data: the few-shot recipe (core/fewshot.py); "on" / "off"
     contrastive_epochs: int | None = None  # few-shot contrastive stage; None = the recipe's choice, 0 = skip it
+    freeze_word_embeddings: str = "auto"  # "on" / "off"; auto = frozen for classification, trained for QA
 
     def to_params(self) -> dict:
         return asdict(self)
@@ -301,6 +302,16 @@ def _now():
     return datetime.now(timezone.utc)
 
 
+def freezes_word_embeddings(setting: str, task: str) -> bool:
+    """Whether a run keeps the input word-embedding matrix fixed. "auto": yes for classification (see BENCHMARKS.md,
+    section 3: no loss of accuracy measured, and each step skips the gradient, clipping and AdamW update of the
+    largest matrix), no for QA (not measured there)."""
+    setting = (setting or "auto").lower()
+    if setting not in ("auto", "on", "off"):
+        raise TrainingError(f"freeze_word_embeddings must be auto, on or off, not '{setting}'.")
+    return setting == "on" or (setting == "auto" and task == "classification")
+
+
 def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> dict:
     import torch
     from transformers import get_linear_schedule_with_warmup, set_seed
@@ -323,6 +334,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
             notes.append(f"few-shot recipe: {type(model).__name__} keeps its own [CLS] head (no mean-pooling layer)")
         if not fewshot.has_linear_head(model):
             notes.append("few-shot recipe: the classifier is not one linear layer, so no linear probe initialises it")
+    if freezes_word_embeddings(cfg.freeze_word_embeddings, prepared.task):
         fewshot.freeze_word_embeddings(model)
     train_features = encode(prepared, prepared.train, tokenizer, cfg, for_eval=False)
     cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size, prepared.few_shot,

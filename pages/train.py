@@ -21,6 +21,7 @@ MODEL_CHOICES = [*models.KNOWN_MODELS, LOCAL_CHOICE, HUB_CHOICE]
 DEVICES = ["auto", "cpu", "cuda"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
+FREEZE_CHOICES = {"auto": "auto (fixed for classification)", "on": "keep fixed", "off": "train them"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
 
 
@@ -237,6 +238,11 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                                      "short fine-tuning. Pick an evaluation dataset to see accuracy curves.")
         else:
             few_shot = "auto"
+        freeze = st.radio("Word embeddings", FREEZE_CHOICES, horizontal=True, key="train_freeze_word_embeddings",
+                          format_func=FREEZE_CHOICES.get,
+                          help="Keep the input word-embedding matrix fixed while training: each step skips the "
+                               "gradient and optimizer update of the model's largest matrix (faster, no accuracy "
+                               "loss measured for classification). auto: fixed for classification, trained for QA.")
         c1, c2, c3, c4 = st.columns(4)
         max_steps = c1.number_input("Max steps", min_value=1, value=None, step=10, placeholder="no cap",
                                     key="train_max_steps", help="Stop after this many steps (quick trials).")
@@ -257,7 +263,7 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                        doc_stride=int(doc_stride), seed=int(seed), device=device, precision=precision,
                        max_steps=int(max_steps) if max_steps else None,
                        eval_every=int(eval_every) if eval_every else None, patience=int(patience),
-                       validation_fraction=float(fraction), few_shot=few_shot)
+                       validation_fraction=float(fraction), few_shot=few_shot, freeze_word_embeddings=freeze)
 
 
 def _new_run_form(runner) -> None:

@@ -94,9 +94,12 @@ def test_second_tab_sees_the_live_run_and_cancels_it(home, tiny_model_dir):
     first = open_page("train")
     choose_local_model(first, tiny_model_dir, "sentiment", max_steps=100000, epochs=1000.0, batch_size=2)
     first.radio(key="train_few_shot").set_value("off")  # the plain fine-tuning loop, chosen on the page
+    assert first.radio(key="train_freeze_word_embeddings").value == "auto"
+    first.radio(key="train_freeze_word_embeddings").set_value("off")
     first.button(key="train_start").click().run()
     run_id = first.session_state["train_run_id"]
-    assert storage.get_run(run_id)["params"]["few_shot"] == "off"
+    params = storage.get_run(run_id)["params"]
+    assert params["few_shot"] == "off" and params["freeze_word_embeddings"] == "off"
 
     second = open_page("train")  # another tab: not the one that started it, still shows it live
     assert second.get("progress"), "the active run is not shown"

@@ -170,3 +170,7 @@ def test_few_shot_recipe_is_the_default_for_small_data_and_can_be_turned_off(spa
     params = {run: storage.get_run(run)["params"] for run in (default["run"], off["run"])}
     assert params[default["run"]]["few_shot"] == "auto" and params[off["run"]]["few_shot"] == "off"
     assert params[default["run"]]["contrastive_epochs"] > 0  # the contrastive stage ran before fine-tuning
+    assert params[off["run"]]["freeze_word_embeddings"] == "auto"
+    code, trained, err = cli(capsys, "train", *common, "--freeze-word-embeddings", "off")
+    assert code == 0, err
+    assert storage.get_run(trained["run"])["params"]["freeze_word_embeddings"] == "off"

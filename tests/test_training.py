@@ -44,6 +44,34 @@ def test_classification_learns_and_saves_standard_folder(spanlab_home, tiny_mode
         meta = json.load(f)
     assert meta["task"] == "classification" and meta["labels"] == ["negative", "positive"]
     assert not [p for p in os.listdir(spanlab_home / "runs") if p.startswith(".run-")]  # no temp folder left
+    # classification keeps the word embeddings fixed by default (freeze_word_embeddings="auto"); the rest trained
+    assert _same_word_embeddings(tiny_model_dir, run["artifact_dir"])
+
+
+def _same_word_embeddings(folder_a, folder_b) -> bool:
+    import torch
+    from transformers import AutoModel
+    a, b = (AutoModel.from_pretrained(f).get_input_embeddings().weight for f in (folder_a, folder_b))
+    return torch.equal(a, b)
+
+
+def test_word_embeddings_train_when_asked_and_for_qa(spanlab_home, tiny_model_dir):
+    storage.create_dataset("sentiment", "classification", sentiment_rows(8))
+    cfg = TrainConfig(dataset="sentiment", model=str(tiny_model_dir), learning_rate=2e-3, batch_size=8, max_steps=3,
+                      device="cpu", few_shot="off", freeze_word_embeddings="off")
+    run = train_and_get(cfg)
+    assert run["status"] == "completed", run["error"]
+    assert not _same_word_embeddings(tiny_model_dir, run["artifact_dir"])
+    storage.create_dataset("capitals", "qa", qa_rows())
+    run = train_and_get(TrainConfig(dataset="capitals", model=str(tiny_model_dir), learning_rate=1e-3, batch_size=8,
+                                    max_steps=3, max_length=64, doc_stride=16, device="cpu"))
+    assert run["status"] == "completed", run["error"]
+    assert not _same_word_embeddings(tiny_model_dir, run["artifact_dir"])  # auto: QA trains them
+    run = train_and_get(TrainConfig(dataset="capitals", model=str(tiny_model_dir), learning_rate=1e-3, batch_size=8,
+                                    max_steps=3, max_length=64, doc_stride=16, device="cpu",
+                                    freeze_word_embeddings="on"))
+    assert run["status"] == "completed", run["error"]
+    assert _same_word_embeddings(tiny_model_dir, run["artifact_dir"])
 
 
 def test_qa_learns_spans(spanlab_home, tiny_model_dir):
