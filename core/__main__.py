@@ -200,7 +200,7 @@ def cmd_evaluate(args) -> dict:
 def cmd_predict(args) -> dict:
     from core import importing, inference
     args.run = int(args.run) if str(args.run).isdigit() else args.run
-    predictor = inference.load_predictor(args.run)
+    predictor = inference.load_predictor(args.run, precision=args.precision)
     if args.file:
         result = importing.load_file(Path(args.file), predictor.task, filename=Path(args.file).name)
         if not result.rows:
@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a CSV/JSONL of texts (or questions+contexts) to predict in batch")
     p.add_argument("--out", help="with --file: write predictions to this CSV")
     p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="QA models: auto = bf16 where this machine runs it natively (close calls re-checked in "
+                        "fp32), else fp32")
 
     p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs delete RUN")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "cancel"])

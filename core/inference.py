@@ -6,7 +6,10 @@ pipeline: features with a document stride, then the pipeline's way of choosing a
 """
 from __future__ import annotations
 
+import copy
+import itertools
 import json
+import math
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -32,21 +35,35 @@ def run_folder(run: int | str | Path) -> Path:
     return Path(info["artifact_dir"])
 
 
-def load_predictor(run: int | str | Path, device: str = "auto"):
+def load_predictor(run: int | str | Path, device: str = "auto", precision: str = "auto"):
+    """The predictor of a run id or model folder (cached). ``precision`` is for QA models (see QAPredictor):
+    "auto", "fp32" or "bf16"."""
     folder = run_folder(run).resolve()
     stamp = (folder / "config.json").stat().st_mtime_ns
-    return _load(str(folder), stamp, device)
+    return _load(str(folder), stamp, device, precision)
 
 
 @lru_cache(maxsize=4)
-def _load(folder: str, stamp: int, device: str):
+def _load(folder: str, stamp: int, device: str, precision: str = "auto"):
     meta_path = Path(folder) / "spanlab.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     task = meta.get("task") or ("qa" if any("QuestionAnswering" in a for a in config.get("architectures", []))
                                 else "classification")
-    cls = QAPredictor if task == "qa" else ClassificationPredictor
-    return cls(Path(folder), meta, device)
+    if task == "qa":
+        return QAPredictor(Path(folder), meta, device, precision)
+    return ClassificationPredictor(Path(folder), meta, device)
+
+
+def native_bf16(device: str) -> bool:
+    """Whether "auto" answers QA questions in bf16 here: on a CPU with AVX512-BF16 or AMX, where it was measured
+    faster (BENCHMARKS.md, section 4; elsewhere the CPU emulates bf16, slower than fp32). On a GPU one question's
+    latency is kernel launches more than arithmetic, unmeasured so far: fp32 unless bf16 is asked for."""
+    import torch
+    if device == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
 
 
 class _Predictor:
@@ -91,7 +108,31 @@ class ClassificationPredictor(_Predictor):
 
 
 class QAPredictor(_Predictor):
+    """Answers questions about a context. With ``precision="bf16"`` (what "auto" picks where bf16 is native and the
+    model is not a version-2 model) the forward pass runs under bf16 autocast, and every question whose call was
+    close — the log-probabilities of an answer it returns and the next answer differ by less than
+    ``recheck_margin`` — is answered again in fp32, so a bf16 rounding error cannot flip a clear answer and a close
+    one is the fp32 answer. A weakly trained model makes many close calls; when "auto" sees more than
+    ``give_up_share`` of its first questions re-answered, bf16 no longer saves time and it answers in fp32 only."""
     task = "qa"
+    recheck_margin = 0.15  # log-probability: 1.5x the largest bf16 error seen (bench/qa_bf16_calibrate.py)
+    give_up_share = 0.4  # bf16 costs ~0.63x fp32 here, so re-checking over ~37% of questions costs more than fp32
+    give_up_after = 50   # questions answered before judging: a model with 25% close calls shows over 40% in its
+                         # first 20 questions 1 time in 25, in its first 50 about 1 time in 160
+
+    def __init__(self, folder: Path, meta: dict, device: str = "auto", precision: str = "auto"):
+        super().__init__(folder, meta, device)
+        precision = requested = (precision or "auto").lower()
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"unknown precision '{precision}': use auto, fp32 or bf16")
+        if precision == "auto":
+            precision = "bf16" if native_bf16(self.device) and not meta.get("version_2") else "fp32"
+        if precision == "bf16" and self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"bf16 answers run on the CPU or a CUDA GPU, not on '{self.device}'; use fp32")
+        self.precision, self.adaptive = precision, requested == "auto"
+        self.answered = 0
+        self.rechecked = 0  # questions answered again in fp32 (close calls), for benchmarks and the curious
+        self.fast_model = _with_bf16_linear_layers(self.model) if precision == "bf16" else None
 
     def predict(self, question: str, context: str, top_k: int = 1, max_answer_length: int | None = None) -> list[dict]:
         return self.predict_batch([question], [context], top_k, max_answer_length)[0]
@@ -101,11 +142,36 @@ class QAPredictor(_Predictor):
         """Top-k answers per question: {answer, start, end, score} with context[start:end] == answer, chosen as the
         old question-answering pipeline chose them (see core.tasks.qa); a version-2 model may answer ""
         (start = end = -1) for "no answer"."""
+        if not questions:
+            return []
+        if self.precision == "fp32":
+            return self._answers(questions, contexts, top_k, max_answer_length, batch_size, bf16=False)
+        answers = self._answers(questions, contexts, top_k, max_answer_length, batch_size, bf16=True, runners_up=1)
+        close = [i for i, ranked in enumerate(answers) if self._close_call(ranked, top_k)]
+        if close:
+            exact = self._answers([questions[i] for i in close], [contexts[i] for i in close], top_k,
+                                  max_answer_length, batch_size, bf16=False)
+            for i, ranked in zip(close, exact):
+                answers[i] = ranked
+        self.answered += len(questions)
+        self.rechecked += len(close)
+        if (self.adaptive and self.answered >= self.give_up_after
+                and self.rechecked > self.give_up_share * self.answered):
+            self.precision = "fp32"  # so many close calls that fp32 alone is faster for this model
+        return [ranked[:top_k] for ranked in answers]
+
+    def _close_call(self, ranked: list[dict], top_k: int) -> bool:
+        scores = [a["score"] for a in ranked[:top_k + 1]]
+        if any(score <= 0.0 for score in scores[:top_k]):
+            return True  # "no answer found" (score 0): let fp32 decide
+        logs = [math.log(score) if score > 0.0 else -math.inf for score in scores]
+        return any(a - b < self.recheck_margin for a, b in itertools.pairwise(logs))
+
+    def _answers(self, questions: list[str], contexts: list[str], top_k: int, max_answer_length: int | None,
+                 batch_size: int, bf16: bool, runners_up: int = 0) -> list[list[dict]]:
         import numpy as np
         import torch
         from core.tasks import qa as qa_task
-        if not questions:
-            return []
         stride = int(self.meta.get("doc_stride") or 128)
         feats = qa_task.prepare_eval_features(questions, contexts, self.tokenizer, self.max_length, stride)
         n = len(feats["input_ids"])
@@ -114,14 +180,16 @@ class QAPredictor(_Predictor):
         end = np.full((n, width), -1e4, dtype=np.float32)
         inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in feats]
         pad_id = self.tokenizer.pad_token_id or 0
-        with self.lock, torch.inference_mode():
+        model = self.fast_model if bf16 else self.model
+        autocast = torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
+        with self.lock, torch.inference_mode(), autocast:
             for i in range(0, n, batch_size):
                 rows = range(i, min(n, i + batch_size))
                 longest = max(len(feats["input_ids"][r]) for r in rows)
                 batch = {k: torch.tensor([list(feats[k][r]) + [pad_id if k == "input_ids" else 0] *
                                           (longest - len(feats[k][r])) for r in rows], device=self.device)
                          for k in inputs}
-                out = self.model(**batch)
+                out = model(**batch)
                 s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
                 for j, r in enumerate(rows):
                     length = len(feats["input_ids"][r])
@@ -130,8 +198,23 @@ class QAPredictor(_Predictor):
             contexts, {k: feats[k] for k in ("example_index", "offset_mapping", "word_offsets")},
             start, end, max_answer_length=max_answer_length or int(self.meta.get("max_answer_length") or 30),
             version_2=bool(self.meta.get("version_2")),
-            null_score_diff_threshold=float(self.meta.get("null_score_threshold") or 0.0), top_k=top_k)
+            null_score_diff_threshold=float(self.meta.get("null_score_threshold") or 0.0), top_k=top_k,
+            runners_up=runners_up)
         return [[{k: a[k] for k in ("answer", "start", "end", "score")} for a in per] for per in answers]
+
+
+def _with_bf16_linear_layers(model):
+    """A copy of ``model`` whose linear layers hold bf16 weights, sharing every other parameter (embeddings, layer
+    norms) with it. Under bf16 autocast it computes exactly what ``model`` computes, without casting the weights
+    again at every call (measured: 22 vs 25 ms per question for MiniLM on a 2-core CPU; fp32 35 ms)."""
+    import torch
+    linear = {id(p) for m in model.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters(recurse=False)}
+    shared = {id(p): p for p in model.parameters() if id(p) not in linear}
+    fast = copy.deepcopy(model, memo=dict(shared))
+    for module in fast.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
+    return fast.eval()
 
 
 def evaluate(run: int, dataset: str) -> dict:

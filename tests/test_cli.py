@@ -86,6 +86,10 @@ def test_qa_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
     answers = out["answers"]
     assert answers[0]["answer"] == "bob" and len(answers) <= 3
     assert all(context[a["start"]:a["end"]] == a["answer"] for a in answers)
+    for precision in ("fp32", "bf16"):  # bf16 re-checks close calls in fp32: the same answers, in the same order
+        code, out, _ = cli(capsys, "predict", str(run), "--question", "who founded globex ?", "--context", context,
+                           "--top-k", "3", "--precision", precision)
+        assert code == 0 and [a["answer"] for a in out["answers"]] == [a["answer"] for a in answers]
     # As the old question-answering pipeline: whole words only (a word the vocabulary splits into pieces is never
     # cut), and each answer text once.
     context = "bob founded globexcorp in 2005 ."

@@ -284,6 +284,23 @@ def test_an_answer_found_in_several_places_adds_up_its_probability(tokenizer):
         postprocess_predictions([context], features, starts, ends, style="bert")
 
 
+def test_runners_up_come_after_the_top_k_without_changing_them(tokenizer):
+    """The predictor asks for one answer more to see how close its call was; the answers it returns must be those
+    of a plain call (a larger top_k would widen each window's candidates and could change them)."""
+    context = "paris built by gustave in paris near the river seine in france by a king"
+    features = prepare_eval_features(["where?"], [context], tokenizer)
+    rng = np.random.default_rng(5)
+    starts = [rng.normal(size=len(ids)) for ids in features["input_ids"]]
+    ends = [rng.normal(size=len(ids)) for ids in features["input_ids"]]
+    for top_k in (1, 2):
+        plain = postprocess_predictions([context], features, starts, ends, top_k=top_k)[0]
+        more = postprocess_predictions([context], features, starts, ends, top_k=top_k, runners_up=1)[0]
+        assert more[:top_k] == plain and len(more) == top_k + 1
+        assert more[top_k]["score"] <= more[top_k - 1]["score"]
+    with pytest.raises(ValueError, match="runners_up"):
+        postprocess_predictions([context], features, starts, ends, runners_up=-1)
+
+
 def test_spans_inside_a_word_widen_to_the_whole_word(tokenizer):
     context = "the cat sat running in the park"
     features = prepare_eval_features(["who?"], [context], tokenizer)

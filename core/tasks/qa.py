@@ -278,7 +278,7 @@ def _feature_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offset
 def postprocess_predictions(contexts: list[str], features: dict, all_start_logits, all_end_logits,
                             n_best: int = 20, max_answer_length: int = 30, version_2: bool = False,
                             null_score_diff_threshold: float = 0.0, top_k: int = 1,
-                            style: str = "pipeline") -> list[list[dict]]:
+                            style: str = "pipeline", runners_up: int = 0) -> list[list[dict]]:
     """Turn per-window start/end logits into ranked answer spans of each original context.
 
     Returns, per example, up to ``top_k`` answers, best first: ``{"answer", "start", "end", "score",
@@ -296,10 +296,12 @@ def postprocess_predictions(contexts: list[str], features: dict, all_start_logit
     With ``version_2`` the null answer (``""``, start=end=-1, scored at CLS, minimum over windows) competes and is
     ranked first when its ``span_score`` exceeds the best span's by more than ``null_score_diff_threshold``.
     Without ``version_2``, an example with no valid span at all gets a single null answer with score 0.0.
+    ``runners_up`` answers more are returned after the ``top_k`` (to see how close a call was) without widening
+    the candidates that ``top_k`` sets, so the first ``top_k`` stay exactly those of a plain call.
     """
-    if n_best < 1 or max_answer_length < 1 or top_k < 1:
-        raise ValueError(f"n_best, max_answer_length and top_k must be >= 1 "
-                         f"(got {n_best}, {max_answer_length}, {top_k}).")
+    if n_best < 1 or max_answer_length < 1 or top_k < 1 or runners_up < 0:
+        raise ValueError(f"n_best, max_answer_length and top_k must be >= 1 and runners_up >= 0 "
+                         f"(got {n_best}, {max_answer_length}, {top_k}, {runners_up}).")
     if style not in ("pipeline", "utils_qa"):
         raise ValueError(f"style must be 'pipeline' or 'utils_qa', got {style!r}.")
     pipeline = style == "pipeline"
@@ -342,7 +344,7 @@ def postprocess_predictions(contexts: list[str], features: dict, all_start_logit
         if pipeline:
             best_by_span = {(start, end): log_total for start, end, log_total in by_text.values()}
         results.append(_rank_answers(context, best_by_span, null_score, n_best, version_2,
-                                     null_score_diff_threshold, top_k, probabilities=pipeline))
+                                     null_score_diff_threshold, top_k + runners_up, probabilities=pipeline))
     return results
 
 
