@@ -82,13 +82,14 @@ def train_quick_model(articles: list[dict], steps: int, seed: int) -> str:
     rows = [{"context": q["context"], "question": q["question"], "answer_text": q["answer_text"],
              "answer_start": q["answer_start"]} for q in bc.squad_questions(articles)]
     storage.create_dataset("latency-train", "qa", rows)
-    cfg = TrainConfig(dataset="latency-train", model=models.BUILTIN_ALIAS, seed=seed, max_steps=steps)
+    cfg = TrainConfig(dataset="latency-train", model=models.BUILTIN_ALIAS, seed=seed, max_steps=steps or None)
     run_id = storage.create_run(cfg.dataset, "qa", cfg.model, cfg.to_params())
-    print(f"training a SpanLab QA model ({len(rows)} questions, {steps} steps) for the latency benchmark ...",
+    print(f"training a SpanLab QA model ({len(rows)} questions, {steps or 'automatic'} steps) for the latency benchmark ...",
           flush=True)
     outcome = execute_run(run_id)
     if outcome.get("status") != "completed":
         raise RuntimeError(f"training the QA model failed: {outcome.get('error')}")
+    print(f"QA model folder: {outcome['artifact_dir']} (reuse it with --model-dir)", flush=True)
     return outcome["artifact_dir"]
 
 
@@ -101,8 +102,14 @@ def main(argv=None) -> int:
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads on both sides (default: torch's)")
-    parser.add_argument("--train-steps", type=int, default=60, help="steps of the quick model when no --model-dir")
+    parser.add_argument("--train-steps", type=int, default=60,
+                        help="step cap of the model trained when no --model-dir (0: the full automatic recipe)")
+    parser.add_argument("--train-questions", type=int, default=600,
+                        help="about this many questions (whole articles) are set aside for training; the timed "
+                             "questions come from the other articles. Pass the same value with --model-dir")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="SpanLab's predictor precision (default: what the app uses on this machine)")
     parser.add_argument("--profile", action="store_true", help="cProfile SpanLab's side and print the top entries")
     args = parser.parse_args(argv)
     if args.worker:
@@ -119,13 +126,14 @@ def main(argv=None) -> int:
     info = bc.machine_info()
     bc.print_machine(info)
 
-    train_articles, other_articles = bc.split_squad_by_article(bc.load_squad_articles(), 600, args.seed + 1)
+    train_articles, other_articles = bc.split_squad_by_article(bc.load_squad_articles(), args.train_questions,
+                                                               args.seed + 1)
     pairs = bc.sample_rows(bc.squad_questions(other_articles), args.questions + args.warmup, args.seed)
     model_dir = args.model_dir or train_quick_model(train_articles, args.train_steps, args.seed)
 
     from core import inference
     from core.tasks.qa import normalize_answer, squad_metrics
-    predictor = inference.load_predictor(model_dir, device="cpu")
+    predictor = inference.load_predictor(model_dir, device="cpu", precision=args.precision)
     max_answer_len = int(predictor.meta.get("max_answer_length") or 30)
     pipe = PipelineWorker(str(model_dir), threads, max_answer_len)
     print(f"pipeline worker: transformers {pipe.info['transformers']}, torch {pipe.info['torch']}, "
@@ -145,9 +153,11 @@ def main(argv=None) -> int:
                 continue
             if profiler and i >= args.warmup:
                 profiler.enable()
+            rechecked_before = predictor.rechecked
             started = time.perf_counter()
             ours = predictor.predict(q, c, top_k=1)[0]
             took = time.perf_counter() - started
+            rechecked = predictor.rechecked > rechecked_before
             if profiler and i >= args.warmup:
                 profiler.disable()
         if i < args.warmup:
@@ -158,7 +168,7 @@ def main(argv=None) -> int:
         same_text.append(normalize_answer(ours["answer"]) == normalize_answer(theirs["answer"]))
         records.append({"id": pair["id"], "spanlab": ours["answer"], "pipeline": theirs["answer"],
                         "spanlab_ms": took * 1000, "pipeline_ms": theirs["seconds"] * 1000,
-                        "gold": pair["answers"], "same_span": same_span[-1]})
+                        "gold": pair["answers"], "same_span": same_span[-1], "rechecked_fp32": rechecked})
     pipe.close()
 
     n = len(records)
@@ -181,6 +191,10 @@ def main(argv=None) -> int:
     print(f"same top answer as the pipeline: span {span_agreement:.1%}, text {text_agreement:.1%} "
           f"(target >= 99%: {'meets' if span_agreement >= 0.99 else 'MISSES'}); "
           f"F1 vs gold: SpanLab {quality['spanlab']['f1']:.1f}, pipeline {quality['pipeline']['f1']:.1f}")
+    n_rechecked = sum(r["rechecked_fp32"] for r in records)
+    print(f"SpanLab precision: {predictor.precision}" + (
+        f"; close calls re-answered in fp32: {n_rechecked} of {n} ({n_rechecked / n:.1%}, margin "
+        f"{predictor.recheck_margin})" if predictor.precision == "bf16" else ""))
     if profiler:
         import pstats
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
@@ -188,6 +202,7 @@ def main(argv=None) -> int:
         "machine": info, "pipeline_env": pipe.info, "args": vars(args), "model_dir": str(model_dir),
         "spanlab_home": str(home), "table": rows, "markdown": table, "p50_ratio": ratio50, "p95_ratio": ratio95,
         "same_span": span_agreement, "same_text": text_agreement, "f1_vs_gold": quality,
+        "spanlab_precision": predictor.precision, "rechecked_fp32": n_rechecked,
         "disagreements": [r for r in records if not r["same_span"]][:30]})
     return 0
 
