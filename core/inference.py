@@ -130,7 +130,7 @@ class QAPredictor(_Predictor):
         if precision == "bf16" and self.device.split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"bf16 answers run on the CPU or a CUDA GPU, not on '{self.device}'; use fp32")
         self.precision, self.adaptive = precision, requested == "auto"
-        self.answered = 0
+        self.answered = 0  # questions answered in bf16 (re-checked or not)
         self.rechecked = 0  # questions answered again in fp32 (close calls), for benchmarks and the curious
         self.fast_model = _with_bf16_linear_layers(self.model) if precision == "bf16" else None
 
@@ -142,8 +142,14 @@ class QAPredictor(_Predictor):
         """Top-k answers per question: {answer, start, end, score} with context[start:end] == answer, chosen as the
         old question-answering pipeline chose them (see core.tasks.qa); a version-2 model may answer ""
         (start = end = -1) for "no answer"."""
-        if not questions:
-            return []
+        answers = []
+        for i in range(0, len(questions), batch_size):  # in chunks, so "auto" can change its mind between them
+            answers += self._predict_chunk(questions[i:i + batch_size], contexts[i:i + batch_size], top_k,
+                                           max_answer_length, batch_size)
+        return answers
+
+    def _predict_chunk(self, questions: list[str], contexts: list[str], top_k: int, max_answer_length: int | None,
+                       batch_size: int) -> list[list[dict]]:
         if self.precision == "fp32":
             return self._answers(questions, contexts, top_k, max_answer_length, batch_size, bf16=False)
         answers = self._answers(questions, contexts, top_k, max_answer_length, batch_size, bf16=True, runners_up=1)
@@ -221,7 +227,7 @@ def evaluate(run: int, dataset: str) -> dict:
     """Metrics of a trained run on a stored dataset (classification: accuracy, macro_f1, ...; qa: exact_match, f1)."""
     from core.tasks import classification as cls_task
     from core.tasks import qa as qa_task
-    predictor = load_predictor(run)
+    predictor = load_predictor(run, precision="fp32")  # metrics: the model's own answers, the same on any machine
     info = storage.get_dataset(dataset)
     if info["task"] != predictor.task:
         raise PredictorError(f"Run {run} is a {predictor.task} model but '{dataset}' is a {info['task']} dataset.")

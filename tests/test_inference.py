@@ -102,6 +102,11 @@ def test_auto_gives_up_bf16_when_most_calls_are_close(qa_model_dir, monkeypatch)
                                                                                                     contexts)
     assert auto.rechecked == rechecked  # fp32 from the start now: nothing to re-check
 
+    batch = _predictor(qa_model_dir, "auto")  # one long batch is answered in chunks: it can give up midway
+    answers = batch.predict_batch(questions * 8, contexts * 8, batch_size=10)
+    assert len(answers) == 64 and batch.precision == "fp32"
+    assert batch.answered == batch.give_up_after and batch.rechecked <= batch.give_up_after
+
 
 def test_load_predictor_caches_per_precision(qa_model_dir):
     fp32 = inference.load_predictor(qa_model_dir, device="cpu", precision="fp32")
