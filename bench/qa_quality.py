@@ -208,7 +208,7 @@ def run_spanlab(train: list[dict], evaluation: list[dict], seed: int, max_steps:
     train_seconds = time.perf_counter() - started
     run = storage.get_run(run_id)
     predict_started = time.perf_counter()
-    predictor = inference.load_predictor(run_id)
+    predictor = inference.load_predictor(run_id, precision="fp32")  # scored as `python -m core evaluate` scores
     answers = predictor.predict_batch([q["question"] for q in evaluation], [q["context"] for q in evaluation])
     params = run["params"]
     return {"predictions": [a[0]["answer"] if a else "" for a in answers], "train_seconds": train_seconds,
