@@ -129,7 +129,8 @@ def add_mean_pooling_head(model) -> bool:
 
 def freeze_word_embeddings(model) -> None:
     """Keep the input word embeddings fixed: with a few dozen sentences only the few words they contain would move,
-    and the optimizer would carry the largest matrix of a small encoder at every step for nothing."""
+    and the optimizer would carry the largest matrix of a small encoder at every step for nothing. (Every
+    classification run does this by default: core.training.freezes_word_embeddings.)"""
     model.get_input_embeddings().weight.requires_grad_(False)
 
 
