@@ -15,6 +15,7 @@ import math
 import sys
 
 import bench_common as bc
+import qa_latency
 
 
 def main(argv=None) -> int:
@@ -23,16 +24,17 @@ def main(argv=None) -> int:
     parser.add_argument("--train-questions", type=int, default=600, help="as given to qa_latency.py")
     parser.add_argument("--questions", type=int, default=400)
     parser.add_argument("--seed", type=int, default=42, help="as given to qa_latency.py")
+    parser.add_argument("--questions-timed", type=int, default=205,
+                        help="qa_latency.py's --questions + --warmup (default 200 + 5): those are left out")
     args = parser.parse_args(argv)
     bc.require_data("squad_v1.1/dev-v1.1.json")
     bc.require_module("transformers", "pip install -r requirements.txt")
     bc.use_private_home()
     info = bc.machine_info()
     bc.print_machine(info)
-    _, other = bc.split_squad_by_article(bc.load_squad_articles(), args.train_questions, args.seed + 1)
-    questions = bc.squad_questions(other)
-    timed = {q["id"] for q in bc.sample_rows(questions, 205, args.seed)}  # qa_latency's 200 + 5 warm-up
-    pool = [q for q in questions if q["id"] not in timed]
+    _, other, timed_pairs = qa_latency.split_and_sample(args.train_questions, args.questions_timed, args.seed)
+    timed = {q["id"] for q in timed_pairs}
+    pool = [q for q in bc.squad_questions(other) if q["id"] not in timed]
     sample = bc.sample_rows(pool, args.questions, args.seed + 100)
 
     from core import inference

@@ -93,6 +93,12 @@ def train_quick_model(articles: list[dict], steps: int, seed: int) -> str:
     return outcome["artifact_dir"]
 
 
+def split_and_sample(train_questions: int, n: int, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """(training articles, other articles, the ``n`` questions of the other articles that are timed, warm-up first)."""
+    train_articles, other_articles = bc.split_squad_by_article(bc.load_squad_articles(), train_questions, seed + 1)
+    return train_articles, other_articles, bc.sample_rows(bc.squad_questions(other_articles), n, seed)
+
+
 # ------------------------------------------------------------------------------------------ driver
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -126,9 +132,7 @@ def main(argv=None) -> int:
     info = bc.machine_info()
     bc.print_machine(info)
 
-    train_articles, other_articles = bc.split_squad_by_article(bc.load_squad_articles(), args.train_questions,
-                                                               args.seed + 1)
-    pairs = bc.sample_rows(bc.squad_questions(other_articles), args.questions + args.warmup, args.seed)
+    train_articles, _, pairs = split_and_sample(args.train_questions, args.questions + args.warmup, args.seed)
     model_dir = args.model_dir or train_quick_model(train_articles, args.train_steps, args.seed)
 
     from core import inference

@@ -319,6 +319,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     dist = _distributed()
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
+    freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, prepared.task)  # before loading: fails fast
     cfg.max_length = cfg.max_length or DEFAULT_MAX_LENGTH[prepared.task]
     requested = cfg.device
     if dist["world"] > 1:  # one process per GPU (or per CPU process with gloo, for testing the launcher)
@@ -334,7 +335,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
             notes.append(f"few-shot recipe: {type(model).__name__} keeps its own [CLS] head (no mean-pooling layer)")
         if not fewshot.has_linear_head(model):
             notes.append("few-shot recipe: the classifier is not one linear layer, so no linear probe initialises it")
-    if freezes_word_embeddings(cfg.freeze_word_embeddings, prepared.task):
+    if freeze_embeddings:
         fewshot.freeze_word_embeddings(model)
     train_features = encode(prepared, prepared.train, tokenizer, cfg, for_eval=False)
     cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size, prepared.few_shot,

@@ -126,6 +126,10 @@ def test_failures_are_recorded_with_a_message(spanlab_home, tiny_model_dir):
     run = train_and_get(TrainConfig(dataset="sentiment", model=str(tiny_model_dir / "missing" / "x"), device="cpu"))
     assert run["status"] == "failed" and "does not exist" in run["error"]
 
+    run = train_and_get(TrainConfig(dataset="sentiment", model=str(tiny_model_dir / "missing" / "x"), device="cpu",
+                                    freeze_word_embeddings="maybe"))  # found before the (missing) model is loaded
+    assert run["status"] == "failed" and "freeze_word_embeddings must be auto, on or off" in run["error"]
+
 
 def test_killed_training_process_is_marked_interrupted(spanlab_home, tiny_model_dir):
     """A run whose process dies stays 'running' in the database until the next start marks it interrupted."""
