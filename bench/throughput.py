@@ -15,8 +15,9 @@ Sides:
   longest row) and ``train_sampling_strategy="group_by_length"``.
 
 Sides are compared in pairs (SpanLab vs one Trainer configuration) that train *in lockstep*: two threads in one
-process take turns, one optimizer step each (a ``Turnstile`` passed to SpanLab's progress callback and to a
-TrainerCallback; both wait for each other before step 1), so only one side computes at any moment and the noise of
+process take turns, one optimizer step each (a ``Turnstile`` that SpanLab meets at each batch collation and the
+Trainer in a TrainerCallback; both wait for each other before step 1), so only one side computes at any moment and
+the noise of
 a shared machine hits both alike. A side's rate is the samples of its measured steps / the summed duration of those
 turns (a turn is one whole loop iteration: batch collation, forward, backward, clipping, optimizer, scheduler,
 logging, SpanLab's database writes).
@@ -35,9 +36,16 @@ attention scores and values; padding is not counted) / its measured time. On a G
 
 GPU (benchmark 6): ``--model spanbert-base-random --device cuda --precision bf16`` trains a SpanBERT-base-shaped
 BERT (12 layers, hidden 768, 12 heads, 3072 intermediate; random weights, as the hub is unreachable from the
-machines this ran on; the built-in tokenizer's vocabulary) on both sides; the turnstile synchronises the device
-at each turn so asynchronous kernels are charged to the side that launched them. ``--model`` also takes any
-model folder.
+machines this ran on; the built-in tokenizer's vocabulary, or ``--tokenizer FOLDER``'s) on both sides.
+``--model`` also takes any model folder. On a GPU two defaults change:
+
+* ``--schedule sequential``: a dedicated GPU has no neighbours' noise to share out, and lockstep would take from
+  each side the CPU/GPU overlap it has in real use (a turn must synchronise the device to charge asynchronous
+  kernels to the side that launched them). So one side trains, then the other, and the device is synchronised only
+  at the two ends of the measured window. ``--schedule lockstep`` is still there (it synchronises at every turn).
+* ``--warmup-epochs 1``: every window moves one epoch later. A GPU's first epoch is dominated by one-time costs
+  (CUDA loads each kernel on first use, and each new batch shape meets it), which a short window would charge to
+  whichever side meets more new shapes in it; the runs users care about are many epochs long.
 
 Pairs repeat over ``--rounds``; tables give the median ratio and its range. The libraries' own figures
 ("reported": SpanLab's ``train_samples_per_second``, which times the optimizer steps only; Trainer's
@@ -45,7 +53,7 @@ Pairs repeat over ``--rounds``; tables give the median ratio and its range. The 
 printed too, but only as a cross-check.
 
     python bench/throughput.py [--quick] [--rounds 3] [--workloads sst2 qa]
-    python bench/throughput.py --model spanbert-base-random --device cuda --precision bf16 --workloads qa
+    python bench/throughput.py --model spanbert-base-random --device cuda --precision bf16 --workloads qa sst2
 """
 from __future__ import annotations
 
@@ -67,11 +75,12 @@ PEAK_TFLOPS = {"H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 67.0},
                "A10": {"bf16": 125.0, "fp16": 125.0, "fp32": 31.2}}
 SPANBERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
                        "intermediate_size": 3072, "max_position_embeddings": 512, "type_vocab_size": 2}
-SETUP = {"model_dir": None, "device": "cpu", "precision": "fp32"}  # set once by main(); read by both sides
+SETUP = {"model_dir": None, "device": "cpu", "precision": "fp32", "schedule": "lockstep"}  # set once by main(); read by both sides
 
 
-def resolve_model(name: str, home) -> str:
-    """The model folder both sides load: the built-in MiniLM, a SpanBERT-base-shaped random BERT, or a folder."""
+def resolve_model(name: str, home, tokenizer_dir: str | None = None) -> str:
+    """The model folder both sides load: the built-in MiniLM, a SpanBERT-base-shaped random BERT (with the
+    tokenizer of ``tokenizer_dir``, default the built-in model's), or a folder."""
     from core import models
     if name == models.BUILTIN_ALIAS:
         return str(models.builtin_folder())
@@ -80,7 +89,7 @@ def resolve_model(name: str, home) -> str:
     import torch
     from transformers import BertConfig, BertModel
     folder = str(home / "spanbert-base-random")  # inside the benchmark's private SPANLAB_HOME
-    tokenizer = models.load_tokenizer(models.builtin_folder())
+    tokenizer = models.load_tokenizer(tokenizer_dir or models.builtin_folder())
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=len(tokenizer), **SPANBERT_BASE_SHAPE)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -187,6 +196,30 @@ class Turnstile:
         return samples / sum(spans) if len(spans) == last - first + 1 else float("nan")
 
 
+class Sequential:
+    """The ``Turnstile`` interface for sides that run one after the other (a dedicated GPU): no per-step
+    synchronisation, so each side keeps the CPU/GPU overlap it has in real use; the device is synchronised only at
+    the two ends of the measured window (after step first - 1 and after step last)."""
+
+    def __init__(self, parties: tuple[str, str], window: tuple[int, int], synchronize=None):
+        self.parties, self.window, self.synchronize = parties, window, synchronize
+        self.marks: dict[str, dict[int, float]] = {p: {} for p in parties}
+
+    def sync(self, me: str, step: int) -> None:
+        if step in (self.window[0] - 1, self.window[1]) and step not in self.marks[me]:
+            if self.synchronize is not None:
+                self.synchronize()
+            self.marks[me][step] = time.perf_counter()
+
+    def finish(self, me: str, step: int) -> None:
+        if step >= 0:
+            self.sync(me, step)
+
+    def rate(self, me: str, first: int, last: int, samples: int) -> float:
+        marks = self.marks[me]
+        return samples / (marks[last] - marks[first - 1]) if first - 1 in marks and last in marks else float("nan")
+
+
 def spanlab_run(work: dict, steps: int, batch_size: int, seed: int, tag: str,
                 turnstile: Turnstile | None = None, party: str = "spanlab") -> dict:
     from core import storage
@@ -211,19 +244,25 @@ def spanlab_run(work: dict, steps: int, batch_size: int, seed: int, tag: str,
     run_id = storage.create_run(name, work["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
     clock = _StepClock()
 
-    def progress(step: int, total: int) -> None:
-        clock(step)
-        if turnstile is not None:
-            (turnstile.finish if step >= total else turnstile.sync)(party, step)
+    def progress(step: int, total: int) -> None:  # called at log steps; every step only in short runs
+        if step >= total:
+            clock(step)
+            if turnstile is not None:
+                turnstile.finish(party, step)
 
     from core import training
     original_collate = training.collate
-    if turnstile is not None:
-        def collate_after_start_barrier(*args, **kwargs):  # the loop's first collate starts SpanLab's step 1
-            training.collate = original_collate
-            turnstile.sync(party, 0)
-            return original_collate(*args, **kwargs)
-        training.collate = collate_after_start_barrier
+    calls = [0]
+
+    def collate_at_step_start(*args, **kwargs):  # collate n starts step n, so it ends the turn of step n - 1
+        calls[0] += 1
+        if calls[0] <= steps:  # later calls are the final evaluation's
+            if calls[0] > 1:
+                clock(calls[0] - 1)
+            if turnstile is not None:
+                turnstile.sync(party, calls[0] - 1)
+        return original_collate(*args, **kwargs)
+    training.collate = collate_at_step_start
     started = time.perf_counter()
     try:
         outcome = execute_run(run_id, progress=progress)
@@ -344,7 +383,9 @@ def run_pair(pair: tuple[str, str], work: dict, steps: int, window: tuple[int, i
     wind-down)."""
     _preload()
     import torch
-    turnstile = Turnstile(pair, torch.cuda.synchronize if SETUP["device"].startswith("cuda") else None)
+    synchronize = torch.cuda.synchronize if SETUP["device"].startswith("cuda") else None
+    sequential = SETUP["schedule"] == "sequential"
+    turnstile = Sequential(pair, window, synchronize) if sequential else Turnstile(pair, synchronize)
     results, errors = {}, {}
 
     def target(side: str) -> None:
@@ -357,6 +398,8 @@ def run_pair(pair: tuple[str, str], work: dict, steps: int, window: tuple[int, i
     threads = [threading.Thread(target=target, args=(side,), name=side) for side in pair]
     for thread in threads:
         thread.start()
+        if sequential:
+            thread.join()
     for thread in threads:
         thread.join()
     if errors:
@@ -382,7 +425,7 @@ def trainer_feature_lengths(work: dict) -> list[int]:
 
 
 def run_workload(name: str, work: dict, padded_steps: int, batch_size: int, rounds: int, seed: int,
-                 pairs: list[tuple[str, str]], peak: float | None = None) -> dict:
+                 pairs: list[tuple[str, str]], peak: float | None = None, warmup_epochs: int = 0) -> dict:
     from transformers import AutoConfig
     lengths = trainer_feature_lengths(work)
     n_features = len(lengths)
@@ -392,8 +435,11 @@ def run_workload(name: str, work: dict, padded_steps: int, batch_size: int, roun
     # dynamic pairs: measured over one whole epoch (steps 1..E: both sides process every sample once, so neither
     # gets a cheaper slice), 2 more steps run so the window never overlaps the other side's wind-down.
     # padded pairs (Trainer's batches all have one shape): steps 2..N-2.
-    plan = {"trainer_dynamic": (epoch + 2, (1, epoch), n_features),
-            "trainer_padded": (padded_steps, (2, padded_steps - 2), (padded_steps - 3) * batch_size)}
+    # With W warm-up epochs (GPU: the first epoch meets every batch shape for the first time, and CUDA loads each
+    # kernel on first use) every window moves W epochs later.
+    w = warmup_epochs * epoch
+    plan = {"trainer_dynamic": (w + epoch + 2, (w + 1, w + epoch), n_features),
+            "trainer_padded": (w + padded_steps, (w + 2, w + padded_steps - 2), (padded_steps - 3) * batch_size)}
     print(f"\n== {name}: {work['description']}; batch size {batch_size}; (steps, measured window) per pair {plan}")
     cache: dict = {}
     runs = {pair: [] for pair in pairs}
@@ -404,7 +450,7 @@ def run_workload(name: str, work: dict, padded_steps: int, batch_size: int, roun
             runs[pair].append(result)
             a, b = (result[side] for side in pair)
             print(f"  round {r + 1}: {pair[0]} {a['lockstep']:.1f} vs {pair[1]} {b['lockstep']:.1f} samples/s "
-                  f"in lockstep = {a['lockstep'] / b['lockstep']:.2f}x   (reported {a['reported']:.1f} vs "
+                  f"{SETUP['schedule']} = {a['lockstep'] / b['lockstep']:.2f}x   (reported {a['reported']:.1f} vs "
                   f"{b['reported']:.1f})", flush=True)
     rows, summary = [], {}
     for pair, results in runs.items():
@@ -428,7 +474,7 @@ def run_workload(name: str, work: dict, padded_steps: int, batch_size: int, roun
                "ratio (median)", "ratio min", "ratio max", "reported ratio", "spanlab TFLOP/s", "other TFLOP/s"]
     if peak:
         columns += ["spanlab MFU", "other MFU"]
-    table = bc.print_table(rows, columns, title=f"{name}: lockstep pairs, medians of {rounds} rounds")
+    table = bc.print_table(rows, columns, title=f"{name}: {SETUP['schedule']} pairs, medians of {rounds} rounds")
     vs = {r["other side"]: r["ratio (median)"] for r in rows if r["spanlab side"] == "spanlab"}
     best_trainer = min(vs, key=vs.get)  # the Trainer configuration SpanLab is least far ahead of
     verdicts = {}
@@ -459,8 +505,18 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="builtin-minilm",
                         help="builtin-minilm (default), spanbert-base-random (SpanBERT-base shape, random weights) "
                              "or a model folder; both sides load the same one")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer folder for spanbert-base-random (default: the built-in MiniLM's), so a machine "
+                             "without the built-in package can run it")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--schedule", choices=["lockstep", "sequential"], default=None,
+                        help="lockstep (default on the CPU: the sides take turns step by step, so a shared "
+                             "machine's noise hits both alike) or sequential (default on a GPU: one side, then the "
+                             "other, each keeping its own CPU/GPU overlap; the device is synchronised only at the "
+                             "ends of the measured window)")
+    parser.add_argument("--warmup-epochs", type=int, default=None,
+                        help="epochs trained before the measured window (default: 1 on a GPU, 0 on the CPU)")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the device's dense peak for --precision, for MFU (default: known GPUs by name)")
     args = parser.parse_args(argv)
@@ -468,23 +524,31 @@ def main(argv=None) -> int:
         args.rounds, args.padded_steps, args.qa_padded_steps, args.sst2_rows, args.qa_questions = 1, 5, 5, 256, 96
 
     paths = {"sst2": "sst2/train.tsv", "qa": "squad_v1.1/dev-v1.1.json"}
-    home, info = bc.start_training_bench(*(paths[w] for w in args.workloads), threads=args.threads)
+    home, info = bc.start_training_bench(*(paths[w] for w in args.workloads), threads=args.threads,
+                                         needs_builtin=args.model == "builtin-minilm"
+                                         or (args.model == "spanbert-base-random" and not args.tokenizer))
 
-    SETUP.update(model_dir=resolve_model(args.model, home), device=args.device, precision=args.precision)
+    on_gpu = args.device != "cpu"
+    args.schedule = args.schedule or ("sequential" if on_gpu else "lockstep")
+    args.warmup_epochs = args.warmup_epochs if args.warmup_epochs is not None else int(on_gpu)
+    SETUP.update(model_dir=resolve_model(args.model, home, args.tokenizer), device=args.device,
+                 precision=args.precision, schedule=args.schedule)
     peak = peak_tflops(args.precision, args.peak_tflops) if args.device != "cpu" or args.peak_tflops else None
     print(f"model {args.model} ({SETUP['model_dir']}), device {args.device}, precision {args.precision}, "
-          f"peak {peak or 'unknown'} TFLOP/s")
+          f"peak {peak or 'unknown'} TFLOP/s, schedule {args.schedule}, warm-up epochs {args.warmup_epochs}")
     results = {"machine": info, "args": vars(args), "spanlab_home": str(home), "model_dir": SETUP["model_dir"],
                "workloads": {}}
     pairs = [("spanlab", "trainer_dynamic"), ("spanlab", "trainer_padded")]
     if "sst2" in args.workloads:
         results["workloads"]["sst2"] = run_workload("sst2", sst2_workload(args.sst2_rows, args.seed),
                                                     args.padded_steps,
-                                                    args.batch_size, args.rounds, args.seed, pairs, peak)
+                                                    args.batch_size, args.rounds, args.seed, pairs, peak,
+                                                    args.warmup_epochs)
     if "qa" in args.workloads:
         results["workloads"]["qa"] = run_workload("qa", qa_workload(args.qa_questions, args.seed),
                                                   args.qa_padded_steps,
-                                                  args.batch_size, args.rounds, args.seed, pairs, peak)
+                                                  args.batch_size, args.rounds, args.seed, pairs, peak,
+                                                  args.warmup_epochs)
     suffix = ("" if args.device == "cpu" else "-" + args.device.replace(":", "")) + ("-quick" if args.quick else "")
     bc.write_results("throughput" + suffix, results)
     return 0

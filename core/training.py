@@ -428,11 +428,12 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
             optimizer.zero_grad(set_to_none=True)
             step += 1
             samples += len(batch_ids) * dist["world"]
-            window.append(loss.item())
+            if is_main:  # read at log steps only: a .item() every step would stall a GPU's queue
+                window.append(loss.detach())
             train_time += time.perf_counter() - t0
             epoch = (step - pre_steps) / steps_per_epoch
             if is_main and (step % log_every == 0 or step == total_steps):
-                writer.add(step, epoch, {"train/loss": sum(window) / len(window),
+                writer.add(step, epoch, {"train/loss": torch.stack(window).float().mean().item(),
                                          "learning_rate": scheduler.get_last_lr()[0]})
                 window = []
                 if progress:
