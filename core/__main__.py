@@ -146,7 +146,7 @@ def cmd_train(args) -> dict:
                       learning_rate=args.lr, batch_size=args.batch_size, max_length=args.max_length,
                       doc_stride=args.doc_stride, seed=args.seed, device=args.device, precision=args.precision,
                       max_steps=args.max_steps, few_shot=args.few_shot,
-                      freeze_word_embeddings=args.freeze_word_embeddings)
+                      freeze_word_embeddings=args.freeze_word_embeddings, label_examples=args.label_examples)
     if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 records the run
         return {"rank": int(os.environ["RANK"]), **train_other_rank(cfg)}
     JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted
@@ -299,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-word-embeddings", default="auto", choices=["auto", "on", "off"],
                    help="keep the input word-embedding matrix fixed while training; auto = on for classification "
                         "(faster steps, no accuracy loss measured), off for QA")
+    p.add_argument("--label-examples", default="auto", choices=["auto", "on", "off"],
+                   help="few-shot recipe: also train on 'This sentence is <label>.' for each label; auto = when "
+                        "every label reads as words (not codes like 0 / LABEL_1)")
     p.add_argument("--no-progress", action="store_true")
 
     p = add("evaluate", cmd_evaluate, "metrics of a trained run on a dataset")

@@ -57,6 +57,7 @@ class TrainConfig:
     few_shot: str = "auto"        # small classification data: the few-shot recipe (core/fewshot.py); "on" / "off"
     contrastive_epochs: int | None = None  # few-shot contrastive stage; None = the recipe's choice, 0 = skip it
     freeze_word_embeddings: str = "auto"  # "on" / "off"; auto = frozen for classification, trained for QA
+    label_examples: str = "auto"  # few-shot: "This sentence is <label>." examples; auto = sentence encoders, word labels
 
     def to_params(self) -> dict:
         return asdict(self)
@@ -320,6 +321,8 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
     freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, prepared.task)  # before loading: fails fast
+    if cfg.label_examples not in ("auto", "on", "off"):
+        raise TrainingError(f"label_examples must be auto, on or off, not '{cfg.label_examples}'.")
     cfg.max_length = cfg.max_length or DEFAULT_MAX_LENGTH[prepared.task]
     requested = cfg.device
     if dist["world"] > 1:  # one process per GPU (or per CPU process with gloo, for testing the launcher)
@@ -331,6 +334,11 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     set_seed(cfg.seed)
     model = models.load_model(resolved.folder, prepared.task, prepared.labels)
     if prepared.few_shot:
+        made = fewshot.label_examples(prepared.labels, cfg.label_examples, fewshot.is_sentence_encoder(resolved.folder))
+        if made:
+            prepared.train = prepared.train + made
+            notes.append(f"few-shot recipe: {len(made)} examples made from the label names (\"{made[0]['text']}\") "
+                         "train with the labeled rows; label_examples=off leaves them out")
         if not fewshot.add_mean_pooling_head(model):
             notes.append(f"few-shot recipe: {type(model).__name__} keeps its own [CLS] head (no mean-pooling layer)")
         if not fewshot.has_linear_head(model):
@@ -361,7 +369,9 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     if is_main:
         storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
                            params={**cfg.to_params(), "notes": notes, "version_2": prepared.version_2,
-                                   "labels": prepared.labels, "n_train": len(prepared.train),
+                                   "labels": prepared.labels,
+                                   "n_train": sum(not e.get("synthetic") for e in prepared.train),
+                                   "n_label_examples": sum(bool(e.get("synthetic")) for e in prepared.train),
                                    "n_validation": len(prepared.validation), "world_size": dist["world"]})
 
     model.to(device)

@@ -21,6 +21,7 @@ MODEL_CHOICES = [*models.KNOWN_MODELS, LOCAL_CHOICE, HUB_CHOICE]
 DEVICES = ["auto", "cpu", "cuda"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
+LABEL_EXAMPLE_CHOICES = {"auto": "auto (when labels are words)", "on": "always", "off": "never"}
 FREEZE_CHOICES = {"auto": "auto (fixed for classification)", "on": "keep fixed", "off": "train them"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
 
@@ -236,8 +237,13 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                                      "label): every example trains (none is held out), a short contrastive stage "
                                      "groups same-label sentences, a linear probe sets the classifier, then a "
                                      "short fine-tuning. Pick an evaluation dataset to see accuracy curves.")
+            label_examples = st.radio("Examples from label names", LABEL_EXAMPLE_CHOICES, horizontal=True,
+                                      key="train_label_examples", format_func=LABEL_EXAMPLE_CHOICES.get,
+                                      help="Few-shot recipe only: also train on \"" + fewshot.LABEL_TEMPLATE
+                                           + "\" for each label (the label name filled in). auto: when every "
+                                           "label reads as words, not codes like 0 or LABEL_1.")
         else:
-            few_shot = "auto"
+            few_shot, label_examples = "auto", "auto"
         freeze = st.radio("Word embeddings", FREEZE_CHOICES, horizontal=True, key="train_freeze_word_embeddings",
                           format_func=FREEZE_CHOICES.get,
                           help="Keep the input word-embedding matrix fixed while training: each step skips the "
@@ -263,7 +269,8 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                        doc_stride=int(doc_stride), seed=int(seed), device=device, precision=precision,
                        max_steps=int(max_steps) if max_steps else None,
                        eval_every=int(eval_every) if eval_every else None, patience=int(patience),
-                       validation_fraction=float(fraction), few_shot=few_shot, freeze_word_embeddings=freeze)
+                       validation_fraction=float(fraction), few_shot=few_shot, freeze_word_embeddings=freeze,
+                       label_examples=label_examples)
 
 
 def _new_run_form(runner) -> None:

@@ -96,10 +96,13 @@ def test_second_tab_sees_the_live_run_and_cancels_it(home, tiny_model_dir):
     first.radio(key="train_few_shot").set_value("off")  # the plain fine-tuning loop, chosen on the page
     assert first.radio(key="train_freeze_word_embeddings").value == "auto"
     first.radio(key="train_freeze_word_embeddings").set_value("off")
+    assert first.radio(key="train_label_examples").value == "auto"
+    first.radio(key="train_label_examples").set_value("off")
     first.button(key="train_start").click().run()
     run_id = first.session_state["train_run_id"]
     params = storage.get_run(run_id)["params"]
     assert params["few_shot"] == "off" and params["freeze_word_embeddings"] == "off"
+    assert params["label_examples"] == "off"
 
     second = open_page("train")  # another tab: not the one that started it, still shows it live
     assert second.get("progress"), "the active run is not shown"

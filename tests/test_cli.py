@@ -178,3 +178,7 @@ def test_few_shot_recipe_is_the_default_for_small_data_and_can_be_turned_off(spa
     code, trained, err = cli(capsys, "train", *common, "--freeze-word-embeddings", "off")
     assert code == 0, err
     assert storage.get_run(trained["run"])["params"]["freeze_word_embeddings"] == "off"
+    assert storage.get_run(default["run"])["params"]["n_label_examples"] == 0  # auto: not a sentence encoder
+    code, named, err = cli(capsys, "train", *common, "--label-examples", "on")
+    assert code == 0, err
+    assert storage.get_run(named["run"])["params"]["n_label_examples"] == 4  # "positive", "negative" twice each

@@ -151,6 +151,60 @@ def test_small_dataset_trains_on_every_example_by_default(spanlab_home):
     assert not off.few_shot and len(off.validation) > 0
 
 
+@pytest.mark.parametrize("label, expected", [
+    ("positive", True), ("Sci/Tech", True), ("billing issue", True), ("no", True), ("not_spam", True),
+    ("0", False), ("12", False), ("LABEL_1", False), ("label 3", False), ("c7", False), ("A1", False), ("-1", False),
+])
+def test_labels_that_read_as_words(label, expected):
+    assert fewshot.label_is_word(label) is expected
+
+
+def test_examples_made_from_label_names():
+    made = fewshot.label_examples(["negative", "not_spam"])
+    assert [m["text"] for m in made] == ["This sentence is negative."] * fewshot.LABEL_EXAMPLE_COPIES + \
+        ["This sentence is not spam."] * fewshot.LABEL_EXAMPLE_COPIES
+    assert [m["label"] for m in made] == ["negative"] * 2 + ["not_spam"] * 2 and all(m["synthetic"] for m in made)
+    assert fewshot.label_examples(["negative", "LABEL_1"]) == []  # auto: one code-like label turns them off
+    assert fewshot.label_examples(["negative", "positive"], sentence_encoder=False) == []  # auto: not measured
+    assert len(fewshot.label_examples(["0", "1"], mode="on", sentence_encoder=False)) == 4
+    assert fewshot.label_examples(["negative", "positive"], mode="off") == []
+    with pytest.raises(ValueError, match="label_examples must be auto, on or off"):
+        fewshot.label_examples(["a"], mode="yes")
+
+
+def test_sentence_encoders_are_recognised_by_their_folder(tiny_model_dir, tmp_path):
+    from core import models
+    assert fewshot.is_sentence_encoder(models.builtin_folder())  # the built-in MiniLM
+    assert not fewshot.is_sentence_encoder(tiny_model_dir)
+
+
+def test_few_shot_runs_of_a_sentence_encoder_train_on_label_name_examples(spanlab_home, tiny_model_dir, tmp_path):
+    import shutil
+    encoder = tmp_path / "tiny-sentence-encoder"
+    shutil.copytree(tiny_model_dir, encoder)
+    (encoder / "config_sentence_transformers.json").write_text("{}", encoding="utf-8")
+    storage.create_dataset("sentiment", "classification", sentiment_rows(8))
+    storage.create_dataset("coded", "classification",
+                           [{**r, "label": "1" if r["label"] == "positive" else "0"} for r in sentiment_rows(8)])
+
+    def run(dataset, model, **settings):
+        got = train_and_get(TrainConfig(dataset=dataset, model=str(model), batch_size=8, device="cpu", max_steps=2,
+                                        **settings))
+        assert got["status"] == "completed", got["error"]
+        return got["params"]
+
+    params = run("sentiment", encoder)
+    assert params["n_train"] == 16 and params["n_label_examples"] == 2 * fewshot.LABEL_EXAMPLE_COPIES
+    assert any("examples made from the label names (\"This sentence is negative.\")" in note for note in params["notes"])
+    assert run("sentiment", encoder, label_examples="off")["n_label_examples"] == 0
+    assert run("coded", encoder)["n_label_examples"] == 0  # codes: nothing to say about them
+    assert run("sentiment", tiny_model_dir)["n_label_examples"] == 0  # not a sentence encoder: auto leaves them out
+    assert run("sentiment", tiny_model_dir, label_examples="on")["n_label_examples"] == 4
+    assert run("sentiment", encoder, few_shot="off")["n_label_examples"] == 0
+    failed = train_and_get(TrainConfig(dataset="sentiment", model="no/such-model", label_examples="maybe"))
+    assert failed["status"] == "failed" and "label_examples must be auto, on or off" in failed["error"]
+
+
 def test_few_shot_run_end_to_end(spanlab_home, tiny_model_dir):
     storage.create_dataset("sentiment", "classification", sentiment_rows(8))
     storage.create_dataset("sentiment-eval", "classification", sentiment_rows(8))
