@@ -300,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the input word-embedding matrix fixed while training; auto = on for classification "
                         "(faster steps, no accuracy loss measured), off for QA")
     p.add_argument("--label-examples", default="auto", choices=["auto", "on", "off"],
-                   help="few-shot recipe: also train on 'This sentence is <label>.' for each label; auto = when "
-                        "every label reads as words (not codes like 0 / LABEL_1)")
+                   help="few-shot recipe: also train on 'This sentence is <label>.' for each label; auto = for a "
+                        "sentence-transformers model (builtin-minilm) whose labels all read as words (not codes "
+                        "like 0 / LABEL_1)")
     p.add_argument("--no-progress", action="store_true")
 
     p = add("evaluate", cmd_evaluate, "metrics of a trained run on a dataset")

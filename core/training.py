@@ -334,7 +334,8 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     set_seed(cfg.seed)
     model = models.load_model(resolved.folder, prepared.task, prepared.labels)
     if prepared.few_shot:
-        made = fewshot.label_examples(prepared.labels, cfg.label_examples, fewshot.is_sentence_encoder(resolved.folder))
+        trained_labels = [lab for lab in prepared.labels if any(e["label"] == lab for e in prepared.train)]
+        made = fewshot.label_examples(trained_labels, cfg.label_examples, fewshot.is_sentence_encoder(resolved.folder))
         if made:
             prepared.train = prepared.train + made
             notes.append(f"few-shot recipe: {len(made)} examples made from the label names (\"{made[0]['text']}\") "

@@ -21,7 +21,7 @@ MODEL_CHOICES = [*models.KNOWN_MODELS, LOCAL_CHOICE, HUB_CHOICE]
 DEVICES = ["auto", "cpu", "cuda"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
-LABEL_EXAMPLE_CHOICES = {"auto": "auto (when labels are words)", "on": "always", "off": "never"}
+LABEL_EXAMPLE_CHOICES = {"auto": "auto (sentence encoders, word labels)", "on": "always", "off": "never"}
 FREEZE_CHOICES = {"auto": "auto (fixed for classification)", "on": "keep fixed", "off": "train them"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
 
@@ -240,8 +240,9 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
             label_examples = st.radio("Examples from label names", LABEL_EXAMPLE_CHOICES, horizontal=True,
                                       key="train_label_examples", format_func=LABEL_EXAMPLE_CHOICES.get,
                                       help="Few-shot recipe only: also train on \"" + fewshot.LABEL_TEMPLATE
-                                           + "\" for each label (the label name filled in). auto: when every "
-                                           "label reads as words, not codes like 0 or LABEL_1.")
+                                           + "\" for each label (the label name filled in). auto: for a "
+                                           "sentence-transformers model (the built-in MiniLM) whose labels all "
+                                           "read as words, not codes like 0 or LABEL_1.")
         else:
             few_shot, label_examples = "auto", "auto"
         freeze = st.radio("Word embeddings", FREEZE_CHOICES, horizontal=True, key="train_freeze_word_embeddings",

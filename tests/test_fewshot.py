@@ -201,6 +201,11 @@ def test_few_shot_runs_of_a_sentence_encoder_train_on_label_name_examples(spanla
     assert run("sentiment", tiny_model_dir)["n_label_examples"] == 0  # not a sentence encoder: auto leaves them out
     assert run("sentiment", tiny_model_dir, label_examples="on")["n_label_examples"] == 4
     assert run("sentiment", encoder, few_shot="off")["n_label_examples"] == 0
+    neutral = {"text": "an ordinary day", "label": "neutral"}
+    storage.create_dataset("three", "classification", sentiment_rows(8) + [{**neutral, "split": "test"}])
+    storage.create_dataset("three-eval", "classification", sentiment_rows(2) + [neutral])
+    params = run("three", encoder, eval_dataset="three-eval")  # "neutral" is a label, but no training row has it
+    assert "neutral" in params["labels"] and params["n_label_examples"] == 4  # so no made-up examples for it
     failed = train_and_get(TrainConfig(dataset="sentiment", model="no/such-model", label_examples="maybe"))
     assert failed["status"] == "failed" and "label_examples must be auto, on or off" in failed["error"]
 
