@@ -303,13 +303,19 @@ def _now():
     return datetime.now(timezone.utc)
 
 
+def _auto_on_off(name: str, setting: str | None) -> str:
+    """A TrainConfig switch's value, checked: "auto", "on" or "off" (any case; None = "auto")."""
+    setting = (setting or "auto").lower()
+    if setting not in ("auto", "on", "off"):
+        raise TrainingError(f"{name} must be auto, on or off, not '{setting}'.")
+    return setting
+
+
 def freezes_word_embeddings(setting: str, task: str) -> bool:
     """Whether a run keeps the input word-embedding matrix fixed. "auto": yes for classification (see BENCHMARKS.md,
     section 3: no loss of accuracy measured, and each step skips the gradient, clipping and AdamW update of the
     largest matrix), no for QA (not measured there)."""
-    setting = (setting or "auto").lower()
-    if setting not in ("auto", "on", "off"):
-        raise TrainingError(f"freeze_word_embeddings must be auto, on or off, not '{setting}'.")
+    setting = _auto_on_off("freeze_word_embeddings", setting)
     return setting == "on" or (setting == "auto" and task == "classification")
 
 
@@ -321,8 +327,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
     freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, prepared.task)  # before loading: fails fast
-    if cfg.label_examples not in ("auto", "on", "off"):
-        raise TrainingError(f"label_examples must be auto, on or off, not '{cfg.label_examples}'.")
+    label_examples = _auto_on_off("label_examples", cfg.label_examples)
     cfg.max_length = cfg.max_length or DEFAULT_MAX_LENGTH[prepared.task]
     requested = cfg.device
     if dist["world"] > 1:  # one process per GPU (or per CPU process with gloo, for testing the launcher)
@@ -334,8 +339,9 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     set_seed(cfg.seed)
     model = models.load_model(resolved.folder, prepared.task, prepared.labels)
     if prepared.few_shot:
-        trained_labels = [lab for lab in prepared.labels if any(e["label"] == lab for e in prepared.train)]
-        made = fewshot.label_examples(trained_labels, cfg.label_examples, fewshot.is_sentence_encoder(resolved.folder))
+        present = {e["label"] for e in prepared.train}
+        made = fewshot.label_examples([lab for lab in prepared.labels if lab in present], label_examples,
+                                      fewshot.is_sentence_encoder(resolved.folder))
         if made:
             prepared.train = prepared.train + made
             notes.append(f"few-shot recipe: {len(made)} examples made from the label names (\"{made[0]['text']}\") "
