@@ -106,19 +106,15 @@ def cmd_datasets(args) -> dict:
 
 
 def cmd_export(args) -> dict:
-    from core import importing, storage
+    from core import storage, tasks
     info = storage.get_dataset(args.name)
+    formats = tasks.get(info["task"]).exports
+    if args.format not in formats:
+        raise UserError(f"'{info['name']}' is a {info['task']} dataset: export it as {', '.join(formats)}, "
+                        f"not {args.format}.")
     rows = storage.load_examples(args.name)
     out = Path(args.out)
-    if args.format == "csv":
-        out.write_bytes(importing.to_csv_bytes(rows, info["task"]))
-    elif args.format == "jsonl":
-        out.write_bytes(importing.to_jsonl_bytes(rows, info["task"]))
-    else:
-        if info["task"] != "qa":
-            raise UserError("SQuAD JSON export is for QA datasets; use --format csv or jsonl.")
-        out.write_text(json.dumps(importing.to_squad_json(rows, title=info["name"]), ensure_ascii=False),
-                       encoding="utf-8")
+    out.write_bytes(formats[args.format].write(rows, info["name"]))
     return {"dataset": info["name"], "format": args.format, "out": str(out), "rows": len(rows)}
 
 
@@ -141,12 +137,8 @@ def cmd_models(args) -> dict:
 def cmd_train(args) -> dict:
     from core import storage
     from core.runner import JobRunner
-    from core.training import TrainConfig, execute_run, train_other_rank
-    cfg = TrainConfig(dataset=args.dataset, model=args.model, eval_dataset=args.eval_dataset, epochs=args.epochs,
-                      learning_rate=args.lr, batch_size=args.batch_size, max_length=args.max_length,
-                      doc_stride=args.doc_stride, seed=args.seed, device=args.device, precision=args.precision,
-                      max_steps=args.max_steps, few_shot=args.few_shot,
-                      freeze_word_embeddings=args.freeze_word_embeddings, label_examples=args.label_examples)
+    from core.training import config_from_cli, execute_run, train_other_rank
+    cfg = config_from_cli(args, args.dataset)
     if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 records the run
         return {"rank": int(os.environ["RANK"]), **train_other_rank(cfg)}
     JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted
@@ -201,29 +193,22 @@ def cmd_predict(args) -> dict:
     from core import importing, inference
     args.run = int(args.run) if str(args.run).isdigit() else args.run
     predictor = inference.load_predictor(args.run, precision=args.precision)
+    task = predictor.task
     if args.file:
-        result = importing.load_file(Path(args.file), predictor.task, filename=Path(args.file).name)
+        result = importing.load_file(Path(args.file), task.name, filename=Path(args.file).name)
         if not result.rows:
             raise UserError(f"{args.file}: no rows to predict. " + result.summary())
-        if predictor.task == "classification":
-            preds = predictor.predict([r["text"] for r in result.rows])
-            out = [{"text": r["text"], "label": p[0]["label"], "score": p[0]["score"]} for r, p in zip(result.rows, preds)]
-        else:
-            answers = predictor.predict_batch([r["question"] for r in result.rows], [r["context"] for r in result.rows],
-                                              top_k=args.top_k)
-            out = [{"question": r["question"], "answers": a} for r, a in zip(result.rows, answers)]
+        predictions = predictor.predict_examples(result.rows, top_k=args.top_k)
+        out = [task.prediction_record(row, prediction) for row, prediction in zip(result.rows, predictions)]
         if args.out:
             import pandas as pd
             pd.DataFrame(out).to_csv(args.out, index=False)
         return {"run": args.run, "predictions": out if not args.out else len(out), "out": args.out}
-    if predictor.task == "classification":
-        if args.text is None:
-            raise UserError(f"Run {args.run} is a classification model: give --text \"...\" (or --file F.csv).")
-        return {"run": args.run, "labels": predictor.predict([args.text])[0][:args.top_k or None]}
-    if args.question is None or args.context is None:
-        raise UserError(f"Run {args.run} is a QA model: give --question \"...\" and --context \"...\" (or --file).")
-    answers = predictor.predict(args.question, args.context, top_k=args.top_k or 1)
-    return {"run": args.run, "answers": answers}
+    values = [getattr(args, name, None) for name in task.input_fields]
+    if any(value is None for value in values):
+        flags = " and ".join(f'--{name} "..."' for name in task.input_fields)
+        raise UserError(f"Run {args.run} is a {task.title.lower()} model: give {flags} (or --file F.csv).")
+    return {"run": args.run, task.prediction_key: predictor.predict(*values, top_k=args.top_k)}
 
 
 def cmd_runs(args) -> dict:
@@ -253,7 +238,8 @@ def _run_id(value) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.models import BUILTIN_ALIAS, DEFAULT_MODEL
+    from core import tasks
+    from core.training import add_cli_arguments
     parser = argparse.ArgumentParser(prog="python -m core", description="SpanLab headless command line.")
     sub = parser.add_subparsers(dest="command")
 
@@ -263,9 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("import", cmd_import, "import a CSV/TSV/JSONL/SQuAD JSON file as a dataset")
+    p = add("import", cmd_import, "import a CSV/TSV/JSONL/SQuAD JSON (ner: also CoNLL, Label Studio JSON) file")
     p.add_argument("path")
-    p.add_argument("--task", required=True, choices=["classification", "qa"])
+    p.add_argument("--task", required=True, choices=list(tasks.NAMES))
     p.add_argument("--name")
     p.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="e.g. --map text=Review --map label=Stars")
     p.add_argument("--labels", nargs="*", help="the label set, in order (default: the labels found)")
@@ -273,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("datasets", cmd_datasets, "list datasets")
     p = add("export", cmd_export, "write a dataset to a file")
     p.add_argument("name")
-    p.add_argument("--format", choices=["csv", "jsonl", "squad"], default="csv")
+    p.add_argument("--format", choices=sorted({name for task in tasks.ALL for name in task.exports}), default="csv",
+                   help="; ".join(f"{task.name}: {', '.join(task.exports)}" for task in tasks.ALL))
     p.add_argument("--out", required=True)
     p = add("delete-dataset", cmd_delete_dataset, "delete a dataset (its runs stay in the history)")
     p.add_argument("name")
@@ -281,28 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", cmd_train, "fine-tune a model on a dataset (foreground, recorded like an app run)")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"HF id, local folder or {BUILTIN_ALIAS} "
-                                                         f"(default {DEFAULT_MODEL})")
-    p.add_argument("--eval-dataset")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--doc-stride", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--few-shot", default="auto", choices=["auto", "on", "off"],
-                   help="the few-shot recipe for small classification data (core/fewshot.py); auto = up to "
-                        "64 labeled examples per label")
-    p.add_argument("--freeze-word-embeddings", default="auto", choices=["auto", "on", "off"],
-                   help="keep the input word-embedding matrix fixed while training; auto = on for classification "
-                        "(faster steps, no accuracy loss measured), off for QA")
-    p.add_argument("--label-examples", default="auto", choices=["auto", "on", "off"],
-                   help="few-shot recipe: also train on 'This sentence is <label>.' for each label; auto = for a "
-                        "sentence-transformers model (builtin-minilm) whose labels all read as words (not codes "
-                        "like 0 / LABEL_1)")
+    add_cli_arguments(p)
     p.add_argument("--no-progress", action="store_true")
 
     p = add("evaluate", cmd_evaluate, "metrics of a trained run on a dataset")
@@ -311,15 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("predict", cmd_predict, "predict with a trained run (or a model folder)")
     p.add_argument("run")
-    p.add_argument("--text")
-    p.add_argument("--question")
-    p.add_argument("--context")
-    p.add_argument("--file", help="a CSV/JSONL of texts (or questions+contexts) to predict in batch")
+    p.add_argument("--text", help="classification and ner models: the text")
+    p.add_argument("--question", help="QA models: the question")
+    p.add_argument("--context", help="QA models: the passage to find the answer in")
+    p.add_argument("--file", help="a file of texts (or questions+contexts) to predict in batch")
     p.add_argument("--out", help="with --file: write predictions to this CSV")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="QA models: auto = bf16 where this machine runs it natively (close calls re-checked in "
-                        "fp32), else fp32")
+                   help="auto = fp32, except QA models where this machine runs bf16 natively (close calls "
+                        "re-checked in fp32)")
 
     p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs delete RUN")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "cancel"])

@@ -19,7 +19,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import pandas as pd
 
-from core import storage
+from core import storage, tasks
 
 ORDER_IMPORT = "import order"
 ORDER_LEAST_CONFIDENT = "least confident first"
@@ -35,9 +35,9 @@ def _missing(value: Any) -> bool:
 
 
 def is_labeled(example: dict, task: str) -> bool:
-    """Classification: has a label. QA: has an answer decision ("" = no answer counts as done)."""
-    value = example.get("label") if task == "classification" else example.get("answer_text")
-    return not _missing(value) and (task == "qa" or value != "")
+    """As the task counts it: classification has a label; QA has an answer decision ("" = no answer counts as
+    done); entities were reviewed ([] = no entities counts as done)."""
+    return tasks.get(task).is_labeled(example)
 
 
 def progress(examples: Sequence[dict], task: str) -> tuple[int, int]:
@@ -45,9 +45,9 @@ def progress(examples: Sequence[dict], task: str) -> tuple[int, int]:
     return sum(is_labeled(example, task) for example in examples), len(examples)
 
 
-def progress_text(labeled: int, total: int, task: str = "classification") -> str:
+def progress_text(labeled: int, total: int, task: str = tasks.NAMES[0]) -> str:
     """'37 of 120 labeled' (QA: 'answered')."""
-    return f"{labeled} of {total} {'answered' if task == 'qa' else 'labeled'}"
+    return f"{labeled} of {total} {tasks.get(task).labeled_word}"
 
 
 def row_name(example: dict) -> str:

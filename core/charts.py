@@ -11,16 +11,17 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from core import tasks
+
 LOSS = "train/loss"
 CONTRASTIVE_LOSS = "train/contrastive_loss"  # the few-shot recipe's first stage (core/fewshot.py)
-EVAL_METRICS = {
-    "classification": [("eval/accuracy", "accuracy"), ("eval/macro_f1", "macro-F1")],
-    "qa": [("eval/exact_match", "exact match"), ("eval/f1", "F1")],
-}
 METRIC_TITLES = {LOSS: "training loss", "learning_rate": "learning rate", "eval/accuracy": "accuracy",
                  "eval/macro_f1": "macro-F1", "eval/exact_match": "exact match (EM)", "eval/f1": "F1",
-                 "accuracy": "accuracy", "macro_f1": "macro-F1", "exact_match": "exact match (EM)", "f1": "F1"}
-PERCENT_METRICS = {"exact_match", "f1"}  # QA metrics are already 0-100
+                 "accuracy": "accuracy", "macro_f1": "macro-F1", "exact_match": "exact match (EM)", "f1": "F1",
+                 "precision": "precision", "recall": "recall", "eval/precision": "precision",
+                 "eval/recall": "recall"}
+# Metric names on a 0-100 scale when the task is not known (QA's SQuAD metrics).
+PERCENT_METRICS = {name for task in tasks.ALL if task.metric_scale == 100 for name in task.headline}
 FIGURE_HEIGHT = 320
 
 
@@ -67,9 +68,11 @@ def loss_figure(frame: pd.DataFrame | None) -> go.Figure:
 
 
 def eval_figure(frame: pd.DataFrame | None, task: str) -> go.Figure:
-    """Validation metrics per evaluation: accuracy + macro-F1 (classification) or EM + F1 (QA)."""
-    metrics = EVAL_METRICS.get(task, [])
-    y_title = "score (0-100)" if task == "qa" else "score (0-1)"
+    """Validation metrics per evaluation, those the task names: accuracy + macro-F1 (classification), EM + F1 (QA),
+    entity precision, recall and F1 (entities)."""
+    spec = tasks.get(task)
+    metrics = spec.eval_metrics
+    y_title = f"score (0-{spec.metric_scale:g})"
     fig = _base_figure("Validation", y_title=y_title)
     drawn = 0
     for name, title in metrics:
@@ -80,7 +83,7 @@ def eval_figure(frame: pd.DataFrame | None, task: str) -> go.Figure:
         drawn += 1
     if not drawn:
         return _empty_note(fig, "No evaluation yet")
-    fig.update_yaxes(range=[0, 100.5] if task == "qa" else [0, 1.01])
+    fig.update_yaxes(range=[0, spec.metric_scale * 1.005 if spec.metric_scale > 1 else 1.01])
     return fig
 
 
@@ -143,12 +146,16 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def format_metric(name: str | None, value: float | None) -> str:
-    """'macro-F1 0.912' / 'F1 87.5' ; '' when there is no value."""
+def _percent(key: str, task: str | None) -> bool:
+    return tasks.get(task).metric_scale > 1 if task else key in PERCENT_METRICS
+
+
+def format_metric(name: str | None, value: float | None, task: str | None = None) -> str:
+    """'macro-F1 0.912' / 'F1 87.5' (QA's 0-100 scale) ; '' when there is no value."""
     if value is None or value != value:
         return ""
     key = (name or "").split("/")[-1]
-    number = f"{value:.1f}" if key in PERCENT_METRICS else f"{value:.3f}"
+    number = f"{value:.1f}" if _percent(key, task) else f"{value:.3f}"
     return f"{metric_title(key)} {number}" if name else number
 
 
@@ -164,7 +171,7 @@ def model_short_name(model: str | None) -> str:
 def run_label(run: dict) -> str:
     """'#12 reviews · SpanBERT/spanbert-base-cased · macro-F1 0.912' (Demo/Runs selectors)."""
     parts = [f"#{run['id']} {run.get('dataset_name') or '(deleted dataset)'}", model_short_name(run.get("model"))]
-    metric = format_metric(run.get("best_metric_name"), run.get("best_metric"))
+    metric = format_metric(run.get("best_metric_name"), run.get("best_metric"), run.get("task"))
     if metric:
         parts.append(metric)
     if run.get("status") not in (None, "completed"):
@@ -193,7 +200,7 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
                    else "auto"),
             "batch": str(_param(params, "batch_size")),
             "status": run.get("status") or "",
-            "best metric": format_metric(run.get("best_metric_name"), run.get("best_metric")),
+            "best metric": format_metric(run.get("best_metric_name"), run.get("best_metric"), run.get("task")),
             "duration": format_duration(run.get("duration_s")),
             "when": created.strftime("%Y-%m-%d %H:%M") if created is not None else "",
         })
@@ -213,12 +220,12 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
 
 def headline_metrics(task: str, metrics: dict) -> list[tuple[str, str]]:
     """The final numbers worth a big st.metric: [(title, formatted value)], in display order."""
-    names = ["accuracy", "macro_f1"] if task == "classification" else ["exact_match", "f1"]
+    spec = tasks.get(task)
     shown = []
-    for name in names:
+    for name in spec.headline:
         value = (metrics or {}).get(name)
         if isinstance(value, (int, float)):
-            shown.append((metric_title(name), f"{value:.1f}" if name in PERCENT_METRICS else f"{value:.3f}"))
+            shown.append((metric_title(name), f"{value:.1f}" if spec.metric_scale > 1 else f"{value:.3f}"))
     return shown
 
 

@@ -67,9 +67,11 @@ def contrastive_epochs(n_labels: int) -> int:
     return max(1, min(MAX_CONTRASTIVE_EPOCHS, CONTRASTIVE_EPOCHS_PER_LABEL * max(2, n_labels)))
 
 
-def applies(task: str, n_train: int, n_labels: int, mode: str = "auto") -> bool:
-    """Whether a run uses the few-shot recipe: ``mode`` "on"/"off" force it; "auto" = small classification data."""
-    if task != "classification" or mode == "off":
+def applies(task, n_train: int, n_labels: int, mode: str = "auto") -> bool:
+    """Whether a run uses the few-shot recipe: only for a task it suits (``task``: a name or a core.tasks Task with
+    ``few_shot``, i.e. classification); ``mode`` "on"/"off" force it; "auto" = small data."""
+    from core import tasks
+    if not tasks.get(task).few_shot or mode == "off":
         return False
     if mode == "on":
         return True

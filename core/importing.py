@@ -15,122 +15,44 @@ Three steps, each usable on its own:
 """
 from __future__ import annotations
 
-import ast
 import codecs
 import csv
 import io
 import json
-import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
+from core import tasks
 from core.exporting import to_csv_bytes, to_hf_dataset, to_jsonl_bytes, to_squad_json
+from core.tasks.base import SPLIT_ALIASES, ImportResult, Problem, Rows, cell, quoted
 
-TASKS = ("classification", "qa")
+TASKS = tasks.NAMES
+FIELD_SYNONYMS: dict[str, dict[str, list[str]]] = {task.name: task.fields for task in tasks.ALL}
+REQUIRED_FIELDS = {task.name: task.required for task in tasks.ALL}
 
-FIELD_SYNONYMS: dict[str, dict[str, list[str]]] = {
-    "classification": {
-        "text": ["text", "sentence", "content", "review", "message", "body", "document", "utterance"],
-        "label": ["label", "category", "class", "intent", "target", "sentiment"],
-        "split": ["split", "set", "fold"],
-    },
-    "qa": {
-        "context": ["context", "passage", "paragraph", "document"],
-        "question": ["question", "query"],
-        "answer_text": ["answer_text", "answer", "answers", "answer text"],
-        "answer_start": ["answer_start", "start", "answer_start_char"],
-        "qid": ["id", "qid", "question_id"],
-        "split": ["split", "set", "fold"],
-    },
-}
-REQUIRED_FIELDS = {"classification": ("text",), "qa": ("context", "question")}
-
-SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
-    "eval": "validation", "test": "test", "testing": "test",
-}
 _DELIMITERS = [",", "\t", ";", "|"]
 _SNIFF_CHARS = 65536
 # Cells that spreadsheets would run as formulas are exported with a leading apostrophe (see core.exporting);
 # reading a CSV removes that apostrophe again so a round trip gives back the original text.
 _ESCAPED_FORMULA = re.compile(r"^'(?=[=+\-@\t\r])")
-_MAX_CANDIDATES_SHOWN = 10
 
 
 class ImportFailed(ValueError):
     """The file as a whole cannot be read (empty, binary, malformed...). The message says what to do."""
 
 
-@dataclass
-class Problem:
-    """One thing wrong (or worth a look) in the input. ``line`` is None for file-level issues."""
-
-    line: int | None
-    field: str
-    message: str
-    unit: str = "line"  # "line" for CSV/TSV/JSONL, "record" for JSON
-
-    def __str__(self) -> str:
-        parts = []
-        if self.line is not None:
-            parts.append(f"{self.unit} {self.line}")
-        if self.field:
-            parts.append(f"field '{self.field}'")
-        where = ", ".join(parts)
-        return f"{where}: {self.message}" if where else self.message
-
-
-@dataclass
-class ImportResult:
-    """Outcome of validation. ``rows`` holds only the rows without problems."""
-
-    rows: list[dict]
-    problems: list[Problem]
-    warnings: list[Problem]
-    mapping: dict[str, str]
-    labels: list[str]
-    task: str = ""
-    total_rows: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self, max_items: int = 20) -> str:
-        """Readable report: counts, then at most ``max_items`` problems and ``max_items`` warnings."""
-        if self.ok:
-            lines = [f"{len(self.rows)} rows ready to import."]
-        else:
-            skipped = self.total_rows - len(self.rows)
-            lines = [f"{len(self.problems)} problem(s): {skipped} of {self.total_rows} rows cannot be imported. "
-                     "Fix them in the file and upload it again:"]
-            lines += _bullets(self.problems, max_items)
-        if self.warnings:
-            lines.append(f"{len(self.warnings)} warning(s) (these rows are kept):")
-            lines += _bullets(self.warnings, max_items)
-        return "\n".join(lines)
-
-
-def _bullets(items: list[Problem], max_items: int) -> list[str]:
-    shown = [f"- {item}" for item in items[:max_items]]
-    if len(items) > max_items:
-        shown.append(f"- ... and {len(items) - max_items} more")
-    return shown
-
-
 # --------------------------------------------------------------------------------------------------- reading
 
 
-def read_table(source: Any, filename: str | None = None) -> pd.DataFrame:
+def read_table(source: Any, filename: str | None = None, task: str | None = None) -> pd.DataFrame:
     """Read a path, bytes or file-like upload into a DataFrame of strings.
 
-    The format follows the file name's extension (``filename`` or the path's): .jsonl/.ndjson JSON Lines, .json SQuAD
+    A ``task`` may read formats of its own first (entity spans: CoNLL columns, Label Studio JSON). Otherwise the
+    format follows the file name's extension (``filename`` or the path's): .jsonl/.ndjson JSON Lines, .json SQuAD
     (or a list of records, or JSON Lines saved as .json), anything else delimited text with a sniffed delimiter.
     The index is named "line" (number as seen in the file, header = line 1) or "record" (JSON: question number).
     """
@@ -146,7 +68,10 @@ def read_table(source: Any, filename: str | None = None) -> pd.DataFrame:
         raise ImportFailed(f"{label} looks like a binary file — upload CSV, TSV, JSONL or SQuAD JSON")
     suffix = Path(name).suffix.lower() if name else ""
     stripped = text.lstrip()
-    if suffix in (".jsonl", ".ndjson"):
+    own = tasks.get(task).read(text, suffix, label) if task else None
+    if own is not None:
+        frame = own
+    elif suffix in (".jsonl", ".ndjson"):
         frame = _read_jsonl(text, label)
     elif suffix == ".json" or (not suffix and stripped[:1] in "{["):
         frame = _read_json(text, label)
@@ -325,18 +250,7 @@ def _records_frame(records: list[dict], numbers: Iterable[int], unit: str) -> pd
     return frame
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+_cell = cell
 
 
 # --------------------------------------------------------------------------------------------------- mapping
@@ -365,9 +279,7 @@ def detect_mapping(columns: Iterable[Any], task: str) -> dict[str, str]:
 
 
 def _synonyms(task: str) -> dict[str, list[str]]:
-    if task not in FIELD_SYNONYMS:
-        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
-    return FIELD_SYNONYMS[task]
+    return tasks.get(task).fields
 
 
 # --------------------------------------------------------------------------------------------------- validation
@@ -387,24 +299,17 @@ def validate(df: pd.DataFrame, task: str, mapping: dict | None = None) -> Import
     lines = (frame.index.to_numpy() if frame.index.name in ("line", "record")
              else np.arange(2, len(frame) + 2))
     result.mapping = _resolve_mapping(columns, task, mapping, result)
-    for field_name in REQUIRED_FIELDS[task]:
+    for field_name in tasks.get(task).required:
         if field_name not in result.mapping:
             result.problems.append(Problem(None, field_name, (
-                f"no column for '{field_name}' — name a column {_quoted(synonyms[field_name])} "
-                f"or choose it in the column mapping (columns found: {_quoted(columns) or 'none'})")))
+                f"no column for '{field_name}' — name a column {quoted(synonyms[field_name])} "
+                f"or choose it in the column mapping (columns found: {quoted(columns) or 'none'})")))
     if result.problems:
         return result
-    if task == "classification":
-        _validate_classification(frame, result, lines.tolist(), unit)
-    else:
-        _validate_qa(frame, result, lines.tolist(), unit)
+    tasks.get(task).validate(Rows(frame, result, lines.tolist(), unit))
     for found in (result.problems, result.warnings):  # file-level first, then in file order
         found.sort(key=lambda item: -1 if item.line is None else item.line)
     return result
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(f"'{name}'" for name in names)
 
 
 def _resolve_mapping(columns: list[str], task: str, explicit: dict | None, result: ImportResult) -> dict[str, str]:
@@ -412,13 +317,13 @@ def _resolve_mapping(columns: list[str], task: str, explicit: dict | None, resul
     for field_name, column in (explicit or {}).items():
         if field_name not in FIELD_SYNONYMS[task]:
             result.problems.append(Problem(None, str(field_name), (
-                f"'{field_name}' is not a field of a {task} dataset — map only {_quoted(FIELD_SYNONYMS[task])}")))
+                f"'{field_name}' is not a field of a {task} dataset — map only {quoted(FIELD_SYNONYMS[task])}")))
         elif column is None or column == "":
             mapping.pop(field_name, None)
         elif str(column) not in columns:
             result.problems.append(Problem(None, field_name, (
                 f"the mapping points at column '{column}', which is not in the file "
-                f"(columns found: {_quoted(columns)}) — pick one of those")))
+                f"(columns found: {quoted(columns)}) — pick one of those")))
         else:
             for other, used in list(mapping.items()):  # an explicitly chosen column is not also guessed elsewhere
                 if used == str(column) and other not in (explicit or {}):
@@ -427,248 +332,43 @@ def _resolve_mapping(columns: list[str], task: str, explicit: dict | None, resul
     return mapping
 
 
-def _strings(series: pd.Series) -> pd.Series:
-    """Column as Python strings with missing values as "" (frames from read_table already are)."""
-    if pd.api.types.is_string_dtype(series.dtype) and not series.isna().any():
-        return series
-    return series.astype(object).where(series.notna(), "").map(_cell).astype(str)
-
-
-def _splits(frame: pd.DataFrame, result: ImportResult, lines: list, unit: str) -> tuple[list, np.ndarray]:
-    """Normalised split per row (None if empty) and a mask of rows with an unknown split."""
-    column = result.mapping.get("split")
-    if column is None:
-        return [None] * len(frame), np.zeros(len(frame), dtype=bool)
-    raw = _strings(frame[column]).str.strip()
-    normalised = raw.str.lower().map(SPLIT_ALIASES)
-    bad = (normalised.isna() & (raw != "")).to_numpy()
-    for pos in np.flatnonzero(bad):
-        result.problems.append(Problem(lines[pos], column, (
-            f"split '{raw.iat[pos]}' is not known — use train, validation or test "
-            "(dev, val and eval also mean validation), or leave it empty"), unit))
-    values = [value if isinstance(value, str) else None for value in normalised.tolist()]
-    return values, bad
-
-
-def _validate_classification(frame: pd.DataFrame, result: ImportResult, lines: list, unit: str) -> None:
-    text_column = result.mapping["text"]
-    label_column = result.mapping.get("label")
-    texts = _strings(frame[text_column]).str.strip()
-    labels = _strings(frame[label_column]).str.strip() if label_column else pd.Series("", index=frame.index)
-    splits, bad = _splits(frame, result, lines, unit)
-    empty = (texts == "").to_numpy()
-    for pos in np.flatnonzero(empty):
-        result.problems.append(Problem(lines[pos], text_column,
-                                       "the text is empty — write the text or delete the row", unit))
-    bad = bad | empty
-    if label_column is None:
-        result.warnings.append(Problem(None, "label", (
-            f"no label column found (accepted names: {_quoted(FIELD_SYNONYMS['classification']['label'])}) — "
-            "all rows are imported unlabeled, ready to annotate")))
-
-    keys = pd.DataFrame({"text": texts.to_numpy(), "label": labels.to_numpy(),
-                         "split": pd.Series(splits, dtype=object).fillna("").to_numpy()})
-    _warn_duplicates(keys, bad, lines, unit, text_column, result)
-    _warn_conflicting_labels(keys, bad, lines, unit, label_column, result)
-
-    label_values = labels.tolist()
-    result.rows = [
-        {"text": text, "label": label or None, "split": split} if split else {"text": text, "label": label or None}
-        for text, label, split, skip in zip(texts.tolist(), label_values, splits, bad.tolist()) if not skip
-    ]
-    result.labels = sorted({row["label"] for row in result.rows if row["label"]})
-
-
-def _warn_duplicates(keys: pd.DataFrame, bad: np.ndarray, lines: list, unit: str, column: str,
-                     result: ImportResult) -> None:
-    duplicated = keys.duplicated(keep="first").to_numpy() & ~bad
-    if not duplicated.any():
-        return
-    group = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(keys))).groupby(group).transform("min").to_numpy()
-    for pos in np.flatnonzero(duplicated):
-        result.warnings.append(Problem(lines[pos], column, (
-            f"this row repeats {unit} {lines[first[pos]]} exactly — it is kept; delete it if it was not meant"), unit))
-
-
-def _warn_conflicting_labels(keys: pd.DataFrame, bad: np.ndarray, lines: list, unit: str, column: str | None,
-                             result: ImportResult) -> None:
-    if column is None:
-        return
-    labeled = keys[(keys["label"] != "") & ~bad]
-    if labeled.empty:
-        return
-    label_counts = labeled.groupby("text", sort=False)["label"].transform("nunique").to_numpy()
-    for _, rows in labeled[label_counts > 1].groupby("text", sort=False):
-        where = ", ".join(str(lines[pos]) for pos in rows.index)
-        names = _quoted(dict.fromkeys(rows["label"]))
-        result.warnings.append(Problem(lines[rows.index[0]], column, (
-            f"the same text has different labels ({names}) on {unit}s {where} — keep one label"), unit))
-
-
-def _validate_qa(frame: pd.DataFrame, result: ImportResult, lines: list, unit: str) -> None:
-    mapping = result.mapping
-    n = len(frame)
-    contexts = _strings(frame[mapping["context"]]).tolist()
-    questions = _strings(frame[mapping["question"]]).str.strip().tolist()
-    answer_column = mapping.get("answer_text")
-    start_column = mapping.get("answer_start")
-    answers = _strings(frame[answer_column]).tolist() if answer_column else [None] * n
-    starts = _strings(frame[start_column]).tolist() if start_column else [""] * n
-    qids = _strings(frame[mapping["qid"]]).str.strip().tolist() if "qid" in mapping else [""] * n
-    splits, bad_split = _splits(frame, result, lines, unit)
-    if answer_column is None:
-        result.warnings.append(Problem(None, "answer_text", (
-            f"no answer column found (accepted names: {_quoted(FIELD_SYNONYMS['qa']['answer_text'])}) — "
-            "questions are imported without answers, ready to annotate")))
-
-    seen_rows: dict[tuple, int] = {}
-    seen_qids: dict[str, int] = {}
-    unanswerable = 0
-    for pos in range(n):
-        line = lines[pos]
-        before = len(result.problems)
-        context, question = contexts[pos], questions[pos]
-        if not context.strip():
-            result.problems.append(Problem(line, mapping["context"],
-                                           "the context is empty — paste the passage or delete the row", unit))
-        if not question:
-            result.problems.append(Problem(line, mapping["question"],
-                                           "the question is empty — write the question or delete the row", unit))
-        answer, start = None, None
-        if answer_column is not None:
-            answer, start = _check_answer(context, answers[pos], starts[pos], line, unit, answer_column,
-                                          start_column or "answer_start", result)
-            unanswerable += answer == ""
-        if len(result.problems) > before or bad_split[pos]:
-            continue
-        row = {"context": context, "question": question, "answer_text": answer, "answer_start": start}
-        if qids[pos]:
-            row["qid"] = qids[pos]
-            if qids[pos] in seen_qids:
-                result.warnings.append(Problem(line, mapping["qid"], (
-                    f"id '{qids[pos]}' is also used on {unit} {seen_qids[qids[pos]]} — ids should be unique"), unit))
-            seen_qids.setdefault(qids[pos], line)
-        if splits[pos]:
-            row["split"] = splits[pos]
-        key = (context, question, answer, start, splits[pos])
-        if key in seen_rows:
-            result.warnings.append(Problem(line, mapping["question"], (
-                f"this row repeats {unit} {seen_rows[key]} exactly — it is kept; delete it if it was not meant"), unit))
-        seen_rows.setdefault(key, line)
-        result.rows.append(row)
-    if unanswerable:
-        result.warnings.append(Problem(None, answer_column or "answer_text", (
-            f"{unanswerable} question(s) have an empty answer and are imported as unanswerable — "
-            "fill in the answer where that is not intended")))
-
-
-def _check_answer(context: str, raw_answer: str, raw_start: str, line: int, unit: str, answer_column: str,
-                  start_column: str, result: ImportResult) -> tuple[str | None, int | None]:
-    """(answer_text, answer_start) after checking/fixing the offset; adds problems or warnings for this row."""
-    raw_answer, raw_start = _unpack_answer(raw_answer, raw_start)
-    answer = raw_answer.strip()
-    start = None
-    start_text = raw_start.strip()
-    if start_text:
-        start = _parse_start(start_text)
-        if start is None:
-            result.problems.append(Problem(line, start_column, (
-                f"answer_start '{start_text}' is not a whole number ≥ 0 — write the character offset of the "
-                "answer in the context, or leave it empty to have it found"), unit))
-            return answer, None
-        start += len(raw_answer) - len(raw_answer.lstrip())  # trimmed leading spaces move the answer right
-    if answer == "":
-        return "", None
-    if not context.strip():
-        return answer, start
-    if start is not None and context[start:start + len(answer)] == answer:
-        return answer, start
-    found = _occurrences(context, answer)
-    if not found:
-        hint = ""
-        lowered = context.lower().find(answer.lower())
-        if lowered >= 0:
-            hint = f" (it does appear as '{context[lowered:lowered + len(answer)]}' — capitalisation differs)"
-        result.problems.append(Problem(line, answer_column, (
-            f"'{_short(answer)}' does not occur in the context{hint} — correct the answer or the context"), unit))
-        return answer, None
-    if len(found) == 1:
-        if start is not None:
-            result.warnings.append(Problem(line, start_column, (
-                f"answer_start {start} does not point at '{_short(answer)}'; corrected to {found[0]}, "
-                "the only place it occurs"), unit))
-        return answer, found[0]
-    shown = ", ".join(str(position) for position in found[:_MAX_CANDIDATES_SHOWN])
-    more = f" (and {len(found) - _MAX_CANDIDATES_SHOWN} more)" if len(found) > _MAX_CANDIDATES_SHOWN else ""
-    if start is not None:
-        result.problems.append(Problem(line, start_column, (
-            f"answer_start {start} does not point at '{_short(answer)}', which occurs {len(found)} times "
-            f"(at {shown}{more}) — set answer_start to the right one"), unit))
-        return answer, None
-    result.warnings.append(Problem(line, start_column, (
-        f"'{_short(answer)}' occurs {len(found)} times in the context (at {shown}{more}); the first was used — "
-        "add answer_start if another one is meant"), unit))
-    return answer, found[0]
-
-
-def _unpack_answer(answer: str, start: str) -> tuple[str, str]:
-    """Accept Hugging Face style answers cells: {'text': [...], 'answer_start': [...]} or ["..."]."""
-    stripped = answer.strip()
-    if stripped[:1] not in ("{", "[") or not stripped.endswith(("}", "]")):
-        return answer, start
-    value = None
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(stripped)
-            break
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-    if isinstance(value, dict) and isinstance(value.get("text"), list):
-        texts, starts = value["text"], value.get("answer_start") or []
-        if texts and isinstance(texts[0], str):
-            return texts[0], (_cell(starts[0]) if starts and not start.strip() else start)
-        if not texts:
-            return "", ""
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return (value[0] if value else ""), start
-    return answer, start
-
-
-def _parse_start(text: str) -> int | None:
-    """A non-negative whole number ("12", also "12.0" as spreadsheets write it), else None."""
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    if math.isfinite(number) and number.is_integer() and number >= 0:
-        return int(number)
-    return None
-
-
-def _occurrences(context: str, answer: str) -> list[int]:
-    found, position = [], context.find(answer)
-    while position >= 0:
-        found.append(position)
-        position = context.find(answer, position + 1)
-    return found
-
-
-def _short(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 # --------------------------------------------------------------------------------------------------- all in one
+
+
+def guess_task(source: Any, filename: str | None = None) -> str:
+    """The task a file most likely holds: one whose own format it is (a CoNLL file), else the task whose required
+    fields its columns give, preferring the one that needs more of them (QA over classification), then the one
+    the columns' contents suit best (entity spans in a JSON column)."""
+    data, name = _source_bytes(source, filename)
+    text = _decode(data)
+    suffix = Path(name).suffix.lower() if name else ""
+    for task in tasks.ALL:
+        if task.claims(text, suffix):
+            return task.name
+    try:
+        frame = read_table(data, name)
+    except ImportFailed:
+        return tasks.ALL[0].name
+    columns = [str(column) for column in frame.columns]
+
+    def fit(task) -> tuple:
+        mapping = detect_mapping(columns, task.name)
+        fits = set(task.required) <= mapping.keys()
+        return (fits, len(task.required) if fits else 0, task.affinity(frame, mapping) if fits else 0,
+                -tasks.ALL.index(task))
+
+    return max(tasks.ALL, key=fit).name
+
 
 
 def load_file(source: Any, task: str, filename: str | None = None, mapping: dict | None = None) -> ImportResult:
     """read_table + detect_mapping + validate. Raises ImportFailed only when the file itself cannot be read."""
     _synonyms(task)
-    return validate(read_table(source, filename), task, mapping)
+    return validate(read_table(source, filename, task), task, mapping)
 
 
 __all__ = [
-    "FIELD_SYNONYMS", "ImportFailed", "ImportResult", "Problem", "SPLIT_ALIASES", "detect_mapping", "load_file",
+    "FIELD_SYNONYMS", "ImportFailed", "ImportResult", "Problem", "SPLIT_ALIASES", "detect_mapping", "guess_task",
+    "load_file",
     "read_table", "validate", "to_csv_bytes", "to_hf_dataset", "to_jsonl_bytes", "to_squad_json",
 ]

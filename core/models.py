@@ -177,31 +177,27 @@ def _config(folder: Path) -> dict:
         return {}
 
 
-def load_model(folder: Path, task: str, labels: list[str] | None = None):
-    """A float32 model with the task head (classification: one logit per label; qa: start/end logits).
+def load_model(folder: Path, task, labels: list[str] | None = None):
+    """A float32 model with the task's head (``task``: a name or a core.tasks Task; it names the transformers Auto
+    class and the head's shape, e.g. one logit per label).
 
     ``dtype=torch.float32`` because v5 keeps the checkpoint's dtype by default and SpanBERT ships fp16 weights.
     Never ``trust_remote_code``; safetensors preferred by transformers when both exist.
     """
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+    import transformers
     from transformers.utils import logging as hf_logging
 
+    from core import tasks
+    spec = tasks.get(task)
     quiet()
-    common = dict(dtype=torch.float32, trust_remote_code=False)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected when fine-tuning
     try:
-        if task == "classification":
-            labels = list(labels or [])
-            return AutoModelForSequenceClassification.from_pretrained(
-                folder, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True, **common)
-        if task == "qa":
-            return AutoModelForQuestionAnswering.from_pretrained(folder, **common)
+        auto = getattr(transformers, spec.auto_model)
+        return auto.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False, **spec.head_config(labels))
     finally:
         hf_logging.set_verbosity(verbosity)
-    raise ValueError(f"unknown task '{task}': use classification or qa")
 
 
 def quiet() -> None:

@@ -7,6 +7,7 @@ A run row copies its dataset's name, so run history survives deleting the datase
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -19,10 +20,11 @@ import pandas as pd
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from core import tasks
 from core.config import runs_dir
 from core.storage import (TASKS, Dataset, DuplicateNameError, Example, InvalidEditError, LabelEvent, MetricPoint,
-                          NotFoundError, Run, StaleEditError, StorageError, check_answer, find_dataset, optional_str,
-                          reading, utcnow, writing)
+                          NotFoundError, Run, StaleEditError, StorageError, find_dataset, reading, utcnow, writing)
+from core.tasks.base import TaskDataError, optional_str
 
 _IN_CHUNK = 900  # ids per "IN (...)" clause, below every SQLite variable limit
 
@@ -42,85 +44,90 @@ def _check_version(example: Example, expected_version: int) -> None:
         raise StaleEditError(example.id, example.version, expected_version)
 
 
-def _check_label(dataset: Dataset, label: str | None) -> None:
-    if dataset.task != "classification":
-        raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: edit answers, not labels")
-    if label is not None and label not in (dataset.labels or []):
-        raise InvalidEditError(f"unknown label {label!r} for dataset {dataset.name!r} (labels: "
-                               f"{dataset.labels}): add the label first")
+def _task_of(dataset: Dataset):
+    return tasks.get(dataset.task)
 
 
-def _answer_of(example: Example) -> dict:
-    return {"answer_text": example.answer_text, "answer_start": example.answer_start}
+def _checked(dataset: Dataset, example: Example | None, field: str, value: Any):
+    """``value`` for an edit of ``field`` on an example of ``dataset``, as the dataset's task accepts it."""
+    task = _task_of(dataset)
+    if task.edit_field != field:
+        raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: edit {task.edit_field}s, "
+                               f"not {field}s")
+    try:
+        return task.check_edit(example, value, list(dataset.labels or []))
+    except TaskDataError as error:
+        raise InvalidEditError(f"{error} (dataset {dataset.name!r})") from None
 
 
-def _apply(session: Session, example: Example, field: str, value: Any, actor: str, undone: bool = False) -> Any:
-    """Set ``field`` ("label" or "answer"), bump the version and log the event; returns the old value."""
-    old = example.label if field == "label" else _answer_of(example)
-    if field == "label":
-        example.label = value
-    else:
-        example.answer_text, example.answer_start = value["answer_text"], value["answer_start"]
+def _apply(session: Session, example: Example, dataset: Dataset, value: Any, actor: str, undone: bool = False) -> Any:
+    """Set the task's edited field to ``value``, bump the version and log the event; returns the old value."""
+    task = _task_of(dataset)
+    old = task.edit_value(example)
+    for column, column_value in task.edit_columns(value).items():
+        setattr(example, column, column_value)
     example.version += 1
     example.updated_at = utcnow()
-    session.add(LabelEvent(dataset_id=example.dataset_id, example_id=example.id, actor=actor, field=field,
+    session.add(LabelEvent(dataset_id=example.dataset_id, example_id=example.id, actor=actor, field=task.edit_field,
                            old_value=old, new_value=value, undone=undone, created_at=example.updated_at))
     return old
 
 
-def set_label(example_id: int, label: str | None, expected_version: int, actor: str = "user") -> int:
-    """Label one example (None clears it) if it is still at ``expected_version``; returns the new version.
-    Setting the label it already has changes nothing and returns the current version."""
-    label = optional_str(label)
+def edit_example(example_id: int, field: str, value: Any, expected_version: int, actor: str = "user") -> int:
+    """Set an example's label ("label"), answer ("answer") or entity spans ("spans") — the one field its task edits —
+    if it is still at ``expected_version``; returns the new version. Setting the value it already has changes
+    nothing and returns the current version."""
     with writing() as session:
         example, dataset = _locked_example(session, example_id)
         _check_version(example, expected_version)
-        _check_label(dataset, label)
-        if example.label != label:
-            _apply(session, example, "label", label, actor)
+        value = _checked(dataset, example, field, value)
+        if _task_of(dataset).edit_value(example) != value:
+            _apply(session, example, dataset, value, actor)
         return example.version
+
+
+def set_label(example_id: int, label: str | None, expected_version: int, actor: str = "user") -> int:
+    """Label one classification example (None clears it) if it is still at ``expected_version``; returns the new
+    version."""
+    return edit_example(example_id, "label", label, expected_version, actor)
 
 
 def set_answer(example_id: int, answer_text: str | None, answer_start: int | None, expected_version: int,
                actor: str = "user") -> int:
     """Set a QA example's answer: "" = unanswerable, None = not answered yet, otherwise the text must sit
     at ``answer_start`` in the context. Returns the new version."""
-    with writing() as session:
-        example, dataset = _locked_example(session, example_id)
-        _check_version(example, expected_version)
-        if dataset.task != "qa":
-            raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: edit labels, not answers")
-        if answer_text:
-            if answer_start is None:
-                raise InvalidEditError(f"example {example_id}: give answer_start, where the answer begins "
-                                       "in the context")
-            answer_start = check_answer(example.context or "", answer_text, answer_start, f"example {example_id}")
-        else:
-            answer_start = None
-        answer = {"answer_text": answer_text, "answer_start": answer_start}
-        if _answer_of(example) != answer:
-            _apply(session, example, "answer", answer, actor)
-        return example.version
+    return edit_example(example_id, "answer", {"answer_text": answer_text, "answer_start": answer_start},
+                        expected_version, actor)
 
 
-def _bulk_relabel(session: Session, dataset_ids_by_example: dict[int, int], old_labels: dict[int, str | None],
-                  label: str | None, actor: str) -> None:
-    """Set ``label`` on the given examples with plain UPDATE/INSERT statements (no ORM objects)."""
+def set_spans(example_id: int, spans: list[dict] | None, expected_version: int, actor: str = "user") -> int:
+    """Set an entity example's spans ([{start, end, label}]; [] = no entities, None = not annotated yet); every
+    label must be one of the dataset's entity types. Returns the new version."""
+    return edit_example(example_id, "spans", spans, expected_version, actor)
+
+
+def _relabel_rows(session: Session, dataset: Dataset, changes: dict[int, tuple[Any, Any]], actor: str) -> None:
+    """Write new edit values ({example id: (old, new)}) with plain UPDATE/INSERT statements (no ORM objects), one
+    UPDATE per distinct new value, and log one event per example."""
+    task = _task_of(dataset)
     now = utcnow()
-    ids = list(old_labels)
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start:start + _IN_CHUNK]
-        session.execute(update(Example).where(Example.id.in_(chunk))
-                        .values(label=label, version=Example.version + 1, updated_at=now))
-    if ids:
+    groups: dict[str, list[int]] = {}
+    for example_id, (_, new) in changes.items():
+        groups.setdefault(json.dumps(new, sort_keys=True), []).append(example_id)
+    for ids in groups.values():
+        columns = task.edit_columns(changes[ids[0]][1])
+        for start in range(0, len(ids), _IN_CHUNK):
+            session.execute(update(Example).where(Example.id.in_(ids[start:start + _IN_CHUNK]))
+                            .values(**columns, version=Example.version + 1, updated_at=now))
+    if changes:
         session.execute(insert(LabelEvent.__table__), [
-            {"dataset_id": dataset_ids_by_example[i], "example_id": i, "actor": actor, "field": "label",
-             "old_value": old_labels[i], "new_value": label, "created_at": now, "undone": False} for i in ids])
+            {"dataset_id": dataset.id, "example_id": i, "actor": actor, "field": task.edit_field,
+             "old_value": old, "new_value": new, "created_at": now, "undone": False}
+            for i, (old, new) in changes.items()])
 
 
 def set_labels_bulk(example_ids: list[int], label: str | None, actor: str = "bulk") -> int:
-    """Give all these examples ``label`` (no version check); returns how many actually changed."""
-    label = optional_str(label)
+    """Give all these classification examples ``label`` (no version check); returns how many actually changed."""
     wanted = list(dict.fromkeys(example_ids))
     with writing() as session:
         rows = []
@@ -132,19 +139,25 @@ def set_labels_bulk(example_ids: list[int], label: str | None, actor: str = "bul
             raise NotFoundError(f"{len(missing)} example id(s) do not exist (e.g. {sorted(missing)[:5]}): "
                                 "reload the dataset")
         for dataset_id in {row.dataset_id for row in rows}:
-            _check_label(session.get(Dataset, dataset_id), label)
-        changed = {row.id: row.label for row in rows if row.label != label}
-        _bulk_relabel(session, {row.id: row.dataset_id for row in rows}, changed, label, actor)
-        return len(changed)
+            dataset = session.get(Dataset, dataset_id)
+            label = _checked(dataset, None, "label", label)
+            changed = {row.id: (row.label, label) for row in rows if row.dataset_id == dataset_id and row.label != label}
+            _relabel_rows(session, dataset, changed, actor)
+        return sum(1 for row in rows if row.label != label)
+
+
+def _labeled_dataset(session: Session, ref: int | str) -> Dataset:
+    dataset = find_dataset(session, ref)
+    if not _task_of(dataset).has_labels:
+        raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: it has no labels")
+    return dataset
 
 
 def add_label(ref: int | str, label: str) -> list[str]:
     """Append a label to a classification dataset's label set; returns the new label set."""
     name = optional_str(label)
     with writing() as session:
-        dataset = find_dataset(session, ref)
-        if dataset.task != "classification":
-            raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: it has no labels")
+        dataset = _labeled_dataset(session, ref)
         if name is None:
             raise InvalidEditError("a label needs a non-empty name")
         if name in dataset.labels:
@@ -158,9 +171,7 @@ def rename_label(ref: int | str, old: str, new: str) -> int:
     Each relabeled example gets an event with actor "rename". Returns how many examples changed."""
     old_name, new_name = optional_str(old), optional_str(new)
     with writing() as session:
-        dataset = find_dataset(session, ref)
-        if dataset.task != "classification":
-            raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: it has no labels")
+        dataset = _labeled_dataset(session, ref)
         if old_name not in dataset.labels:
             raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} (labels: {dataset.labels})")
         if new_name is None:
@@ -171,10 +182,17 @@ def rename_label(ref: int | str, old: str, new: str) -> int:
             dataset.labels = [name for name in dataset.labels if name != old_name]
         else:
             dataset.labels = [new_name if name == old_name else name for name in dataset.labels]
-        ids = session.scalars(select(Example.id).where(Example.dataset_id == dataset.id,
-                                                       Example.label == old_name)).all()
-        _bulk_relabel(session, dict.fromkeys(ids, dataset.id), dict.fromkeys(ids, old_name), new_name, "rename")
-        return len(ids)
+        task = _task_of(dataset)
+        stored = session.execute(select(Example).where(Example.dataset_id == dataset.id,
+                                                      getattr(Example, task.done_field).is_not(None))).scalars()
+        changes = {}
+        for example in stored:
+            old_value = task.edit_value(example)
+            new_value = task.relabel(old_value, old_name, new_name)
+            if new_value != old_value:
+                changes[example.id] = (old_value, new_value)
+        _relabel_rows(session, dataset, changes, "rename")
+        return len(changes)
 
 
 GROUPED_ACTORS = ("bulk", "rename")  # one user action that changed many rows: undone as one
@@ -198,12 +216,14 @@ def undo_last(ref: int | str) -> dict | None:
             events = session.scalars(pending.where(LabelEvent.actor == last.actor,
                                                    LabelEvent.created_at == last.created_at)
                                      .order_by(LabelEvent.id.desc())).all()
+        task = _task_of(dataset)
         for event in events:
             example, _ = _locked_example(session, event.example_id)
-            if event.field == "label" and event.old_value is not None and event.old_value not in dataset.labels:
-                dataset.labels = [*dataset.labels, event.old_value]
+            gone = sorted(task.label_uses(event.old_value) - set(dataset.labels))
+            if gone:
+                dataset.labels = [*dataset.labels, *gone]
             event.undone = True
-            _apply(session, example, event.field, event.old_value, "undo", undone=True)
+            _apply(session, example, dataset, event.old_value, "undo", undone=True)
         example, _ = _locked_example(session, last.example_id)
         return {"example_id": last.example_id, "field": last.field, "restored": last.old_value,
                 "version": example.version, "event_id": last.id, "count": len(events)}
@@ -277,7 +297,7 @@ def _run_dict(run: Run) -> dict:
 def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dataset: str | None = None) -> int:
     """Record a queued run on ``dataset`` (name or id), owned by this process; returns the run id."""
     if task not in TASKS:
-        raise InvalidEditError(f"unknown task {task!r}: use 'classification' or 'qa'")
+        raise InvalidEditError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     if not model:
         raise InvalidEditError("a run needs a model (a local folder or a model name)")
     with writing() as session:

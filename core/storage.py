@@ -15,7 +15,6 @@ rename_label, undo_last, ...) and the runs API (create_run, add_metric_points, .
 """
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,11 +31,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
+from core import tasks
 from core.config import database_url
+from core.tasks.base import SPLITS, TaskDataError, clean_split, optional_str
 
-TASKS = ("classification", "qa")
-SPLITS = ("train", "validation", "test")
-SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
+TASKS = tasks.NAMES
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_OPTION = "spanlab_write"  # execution option: this connection's transactions write (BEGIN IMMEDIATE)
@@ -118,6 +117,8 @@ class Example(Base):
     answer_text: Mapped[str | None] = mapped_column(Text)
     answer_start: Mapped[int | None] = mapped_column(Integer)
     qid: Mapped[str | None] = mapped_column(String(200))
+    spans: Mapped[list | None] = mapped_column(JSON(none_as_null=True))   # entity spans [{start, end, label}]
+    tokens: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # a token file's token offsets
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -213,7 +214,7 @@ def _create_engine(url: str) -> Engine:
 
 # The newest migration in core/migrations/versions (a test checks they agree). A database already there is
 # opened without importing Alembic at all, which keeps the app's first page fast.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def _alembic_config(connection):
@@ -302,71 +303,20 @@ def writing() -> Iterator[Session]:
 
 # --- Datasets -------------------------------------------------------------------------------------
 
-def _is_missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def optional_str(value: Any) -> str | None:
-    """None for missing/blank values; numbers read from CSV (1.0) become '1'."""
-    if _is_missing(value):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = str(value).strip()
-    return text or None
-
-
-def _clean_split(value: Any, row_number: int) -> str | None:
-    split = optional_str(value)
-    if split is None:
-        return None
-    split = SPLIT_ALIASES.get(split.lower(), split.lower())
-    if split not in SPLITS:
-        raise InvalidEditError(f"row {row_number}: split {value!r} is not one of {', '.join(SPLITS)} "
-                               "(or empty): fix the split column")
-    return split
-
-
-def _required_text(row: dict, key: str, row_number: int) -> str:
-    value = row.get(key)
-    if _is_missing(value) or not str(value).strip():
-        raise InvalidEditError(f"row {row_number}: '{key}' is empty: every row needs a {key}")
-    return str(value)
-
-
-def check_answer(context: str, answer_text: str, answer_start: Any, where: str) -> int:
-    """The validated start of ``answer_text`` in ``context`` (located when ``answer_start`` is missing)."""
-    if _is_missing(answer_start):
-        start = context.find(answer_text)
-        if start < 0:
-            raise InvalidEditError(f"{where}: the answer {answer_text!r} does not occur in the context")
-        return start
+def _task(name: str):
     try:
-        start = int(answer_start)
-    except (TypeError, ValueError):
-        raise InvalidEditError(f"{where}: answer_start {answer_start!r} is not a whole number") from None
-    found = context[start:start + len(answer_text)] if start >= 0 else ""
-    if found != answer_text:
-        raise InvalidEditError(f"{where}: the answer {answer_text!r} is not at position {start} of the context "
-                               f"(found {found!r} there): select the answer in the context again")
-    return start
+        return tasks.get(name)
+    except ValueError as error:
+        raise InvalidEditError(str(error)) from None
 
 
-def _classification_row(row: dict, row_number: int) -> dict:
-    return {"split": _clean_split(row.get("split"), row_number), "text": _required_text(row, "text", row_number),
-            "label": optional_str(row.get("label")), "context": None, "question": None,
-            "answer_text": None, "answer_start": None, "qid": None}
-
-
-def _qa_row(row: dict, row_number: int) -> dict:
-    context = _required_text(row, "context", row_number)
-    answer_text = None if _is_missing(row.get("answer_text")) else str(row["answer_text"])
-    answer_start = None
-    if answer_text:
-        answer_start = check_answer(context, answer_text, row.get("answer_start"), f"row {row_number}")
-    return {"split": _clean_split(row.get("split"), row_number), "text": None, "label": None,
-            "context": context, "question": _required_text(row, "question", row_number),
-            "answer_text": answer_text, "answer_start": answer_start, "qid": optional_str(row.get("qid"))}
+def _clean_rows(task, rows: list[dict]) -> list[dict]:
+    """Every row's stored columns (all of them, NULL where the task has none), checked by the task."""
+    empty = dict.fromkeys(ROW_COLUMNS)
+    try:
+        return [{**empty, **task.clean_row(row, number)} for number, row in enumerate(rows, start=1)]
+    except TaskDataError as error:
+        raise InvalidEditError(str(error)) from None
 
 
 def _clean_label_list(labels: Sequence[Any]) -> list[str]:
@@ -392,23 +342,21 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
     name = (name or "").strip()
     if not name:
         raise InvalidEditError("a dataset needs a non-empty name")
-    if task not in TASKS:
-        raise InvalidEditError(f"unknown task {task!r}: use 'classification' or 'qa'")
-    make_row = _classification_row if task == "classification" else _qa_row
-    cleaned = [make_row(row, number) for number, row in enumerate(rows, start=1)]
-    if task == "qa":
+    task_obj = _task(task)
+    cleaned = _clean_rows(task_obj, rows)
+    if not task_obj.has_labels:
         if labels:
-            raise InvalidEditError("QA datasets have no label set: leave labels empty")
+            raise InvalidEditError(f"{task_obj.name} datasets have no label set: leave labels empty")
         label_set: list[str] = []
     elif labels is not None:
         label_set = _clean_label_list(labels)
         allowed = set(label_set)
         for number, row in enumerate(cleaned, start=1):
-            if row["label"] is not None and row["label"] not in allowed:
-                raise InvalidEditError(f"row {number}: label {row['label']!r} is not in the label set "
+            for label in sorted(task_obj.row_labels(row) - allowed):
+                raise InvalidEditError(f"row {number}: label {label!r} is not in the label set "
                                        f"{label_set}: add it to the labels or fix the row")
     else:
-        label_set = sorted({row["label"] for row in cleaned if row["label"] is not None})
+        label_set = sorted({label for row in cleaned for label in task_obj.row_labels(row)})
     now = utcnow()
     with writing() as session:
         if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
@@ -423,8 +371,12 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
             row.update(dataset_id=dataset.id, position=position, version=1, updated_at=now)
         if cleaned:
             session.execute(insert(Example.__table__), cleaned)
-        labeled = sum(1 for row in cleaned if row["label" if task == "classification" else "answer_text"] is not None)
+        labeled = sum(1 for row in cleaned if row[task_obj.done_field] is not None)
         return _dataset_dict(dataset, len(cleaned), labeled)
+
+
+ROW_COLUMNS = ("split", "text", "label", "context", "question", "answer_text", "answer_start", "qid", "spans",
+               "tokens")
 
 
 def _dataset_dict(dataset: Dataset, rows: int, labeled: int) -> dict:
@@ -433,8 +385,8 @@ def _dataset_dict(dataset: Dataset, rows: int, labeled: int) -> dict:
 
 
 def _dataset_summaries(where=None) -> list[dict]:
-    is_labeled = or_(and_(Dataset.task == "qa", Example.answer_text.is_not(None)),
-                     and_(Dataset.task != "qa", Example.label.is_not(None)))
+    is_labeled = or_(*(and_(Dataset.task == task.name, getattr(Example, task.done_field).is_not(None))
+                       for task in tasks.ALL))
     stmt = (select(Dataset, func.count(Example.id), func.count(case((is_labeled, 1))))
             .outerjoin(Example, Example.dataset_id == Dataset.id).group_by(Dataset.id).order_by(Dataset.name))
     if where is not None:
@@ -479,8 +431,6 @@ def delete_dataset(ref: int | str) -> None:
         session.execute(delete(Dataset).where(Dataset.id == dataset_id))
 
 
-TASK_FIELDS = {"classification": ("text", "label"),
-               "qa": ("context", "question", "answer_text", "answer_start", "qid")}
 EXAMPLE_KEYS = ("id", "version", "position", "split")
 
 
@@ -489,10 +439,13 @@ def load_examples(ref: int | str, split: str | None = None) -> list[dict]:
     position, split and the task's fields."""
     with reading() as session:
         dataset = find_dataset(session, ref)
-        columns = [getattr(Example, key) for key in EXAMPLE_KEYS + TASK_FIELDS[dataset.task]]
+        columns = [getattr(Example, key) for key in EXAMPLE_KEYS + _task(dataset.task).stored]
         stmt = select(*columns).where(Example.dataset_id == dataset.id).order_by(Example.position)
         if split is not None:
-            stmt = stmt.where(Example.split == _clean_split(split, 0))
+            try:
+                stmt = stmt.where(Example.split == clean_split(split, 0))
+            except TaskDataError as error:
+                raise InvalidEditError(str(error)) from None
         return [dict(row) for row in session.execute(stmt).mappings()]
 
 
@@ -500,9 +453,11 @@ def examples_frame(ref: int | str) -> pd.DataFrame:
     """load_examples(ref) as a DataFrame; the columns are the same even for an empty dataset."""
     with reading() as session:
         task = find_dataset(session, ref).task
-    frame = pd.DataFrame(load_examples(ref), columns=list(EXAMPLE_KEYS + TASK_FIELDS[task]))
-    if task == "qa":
-        frame["answer_start"] = frame["answer_start"].astype("Int64")
+    columns = list(EXAMPLE_KEYS + _task(task).stored)
+    frame = pd.DataFrame(load_examples(ref), columns=columns)
+    for column in columns:  # whole numbers with gaps stay whole numbers (not floats)
+        if isinstance(Example.__table__.columns[column].type, Integer) and column not in EXAMPLE_KEYS:
+            frame[column] = frame[column].astype("Int64")
     return frame
 
 

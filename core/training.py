@@ -14,50 +14,101 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from core import config as spanlab_config
-from core import fewshot, models, storage
-from core.tasks import classification as cls_task
+from core import fewshot, models, storage, tasks
+from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
+from core.tasks.base import TaskDataError
 
-DEFAULT_LR = {"classification": 5e-5, "qa": 3e-5}
-DEFAULT_MAX_LENGTH = {"classification": 128, "qa": 384}
-METRIC_FOR_BEST = {"classification": "macro_f1", "qa": "f1"}
+
+class TrainingError(Exception):
+    """A problem with the data or settings, explained for the user."""
+
+
+AUTO_ON_OFF = ("auto", "on", "off")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def setting(default, help: str, *, kind=str, choices=None, minimum=None, maximum=None, above=None, flags=None,
+            optional=False, cli=True):
+    """A TrainConfig field: its default, help text, type and allowed values, declared once. ``optional``: None is
+    allowed (meaning "automatic" or "no limit"); ``above``: values must be greater than it; ``flags``: the CLI
+    flags (default --field-name); ``cli=False``: not a CLI flag (the dataset and model are given otherwise)."""
+    return field(default=default, metadata={"help": help, "kind": kind, "choices": choices, "min": minimum,
+                                            "max": maximum, "above": above, "flags": flags, "optional": optional,
+                                            "cli": cli})
 
 
 @dataclass
 class TrainConfig:
-    """Every knob of a run; ``None`` means "choose automatically from the data" (see ``resolve_defaults``)."""
-    dataset: str
-    model: str = models.DEFAULT_MODEL
-    eval_dataset: str | None = None
-    epochs: float | None = None
-    learning_rate: float | None = None
-    batch_size: int = 16
-    max_length: int | None = None
-    doc_stride: int = 128
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 42
-    device: str = "auto"
-    precision: str = "auto"
-    validation_fraction: float = 0.2
-    min_steps: int = 150          # few-shot data still gets enough optimizer steps to learn
-    max_steps: int | None = None  # hard cap (tests, quick trials); few-shot: on each of its two training stages
-    eval_every: int | None = None  # steps between evaluations; default ~10 evaluations per run
-    patience: int = 5             # evaluations without improvement before stopping early
-    max_answer_length: int = 30
-    null_score_threshold: float = 0.0
-    few_shot: str = "auto"        # small classification data: the few-shot recipe (core/fewshot.py); "on" / "off"
-    contrastive_epochs: int | None = None  # few-shot contrastive stage; None = the recipe's choice, 0 = skip it
-    freeze_word_embeddings: str = "auto"  # "on" / "off"; auto = frozen for classification, trained for QA
-    label_examples: str = "auto"  # few-shot: "This sentence is <label>." examples; auto = sentence encoders, word labels
+    """Every knob of a run, each declared once with its help and allowed values (checked when a config is built:
+    a bad value raises TrainingError before any run exists). ``None`` means "choose automatically from the data"
+    (see ``resolve_defaults``)."""
+    dataset: str = setting(None, "the dataset to train on (name)", cli=False)
+    model: str = setting(models.DEFAULT_MODEL, f"Hugging Face model id, a local model folder, or "
+                         f"{models.BUILTIN_ALIAS} (the built-in MiniLM, works offline)")
+    eval_dataset: str | None = setting(None, "a dataset of the same task to score the model on while it trains "
+                                       "(default: the dataset's validation split, or part of its labeled rows)",
+                                       optional=True)
+    epochs: float | None = setting(None, "passes over the training data; empty = automatic: the task's default "
+                                   "(3 classification, 2 QA, more for NER's small data), more for tiny datasets so "
+                                   "training gets at least min_steps steps", kind=float, above=0, maximum=1000,
+                                   optional=True)
+    learning_rate: float | None = setting(None, "peak learning rate; empty = automatic: the task's default (5e-5 "
+                                          "classification, 3e-5 QA, 1e-4 NER), doubled for small models",
+                                          kind=float, above=0, maximum=1.0, optional=True,
+                                          flags=("--lr", "--learning-rate"))
+    batch_size: int = setting(16, "examples per optimizer step (per GPU); lower it if memory runs out", kind=int,
+                              minimum=1, maximum=4096)
+    max_length: int | None = setting(None, "tokens per input; longer text is cut (QA and NER: read in overlapping "
+                                     "windows); empty = automatic: 128 classification and NER, 384 QA",
+                                     kind=int, minimum=8, maximum=100_000, optional=True)
+    doc_stride: int = setting(128, "QA and NER: tokens of overlap between the windows of a long text", kind=int,
+                              minimum=0, maximum=100_000)
+    warmup_ratio: float = setting(0.1, "share of the steps over which the learning rate warms up", kind=float,
+                                  minimum=0.0, maximum=1.0)
+    weight_decay: float = setting(0.01, "AdamW weight decay", kind=float, minimum=0.0, maximum=1.0)
+    seed: int = setting(42, "same seed + same settings = same result", kind=int, minimum=0, maximum=2**32 - 1)
+    device: str = setting("auto", "auto (the GPU when PyTorch sees one), cpu, cuda, cuda:N or mps")
+    precision: str = setting("auto", "auto: bf16 (or fp16) on a GPU, fp32 on the CPU; fp16 needs a GPU",
+                             choices=PRECISIONS)
+    validation_fraction: float = setting(0.2, "share of the labeled rows held out for validation when there is no "
+                                         "validation split or evaluation dataset", kind=float, above=0.0,
+                                         maximum=0.9)
+    min_steps: int = setting(150, "small data still gets at least this many optimizer steps to learn", kind=int,
+                             minimum=0, maximum=10_000_000)
+    max_steps: int | None = setting(None, "stop after this many steps (quick trials); few-shot: on each of its two "
+                                    "stages", kind=int, minimum=1, optional=True)
+    eval_every: int | None = setting(None, "steps between evaluations; empty = about 10 evaluations per run",
+                                     kind=int, minimum=1, optional=True)
+    patience: int = setting(5, "evaluations without improvement before stopping early", kind=int, minimum=1,
+                            maximum=100_000)
+    max_answer_length: int = setting(30, "QA: the longest answer in tokens", kind=int, minimum=1, maximum=10_000)
+    null_score_threshold: float = setting(0.0, "QA (SQuAD 2.0 data): how much more likely 'no answer' must be than "
+                                          "the best answer", kind=float)
+    few_shot: str = setting("auto", f"the few-shot recipe for small classification data (core/fewshot.py); auto = "
+                            f"up to {fewshot.MAX_EXAMPLES_PER_LABEL} labeled examples per label", choices=AUTO_ON_OFF)
+    contrastive_epochs: int | None = setting(None, "few-shot recipe: epochs of its contrastive stage; empty = the "
+                                             "recipe's choice, 0 = skip it", kind=int, minimum=0, maximum=1000,
+                                             optional=True)
+    freeze_word_embeddings: str = setting("auto", "keep the input word-embedding matrix fixed while training; auto = "
+                                          "on for classification (faster steps, no accuracy loss measured), off for "
+                                          "QA and NER", choices=AUTO_ON_OFF)
+    label_examples: str = setting("auto", "few-shot recipe: also train on 'This sentence is <label>.' for each "
+                                  "label; auto = for a sentence-transformers model (builtin-minilm) whose labels "
+                                  "all read as words (not codes like 0 / LABEL_1)", choices=AUTO_ON_OFF)
+
+    def __post_init__(self):
+        for spec in fields(self):
+            setattr(self, spec.name, _checked_setting(spec, getattr(self, spec.name)))
 
     def to_params(self) -> dict:
         return asdict(self)
@@ -67,9 +118,70 @@ class TrainConfig:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in params.items() if k in known})
 
+    @classmethod
+    def help(cls, name: str) -> str:
+        """The help text of one setting (the CLI and the Train page show the same words)."""
+        return cls.__dataclass_fields__[name].metadata["help"]
 
-class TrainingError(Exception):
-    """A problem with the data or settings, explained for the user."""
+
+def _checked_setting(spec, value):
+    """``value`` of a TrainConfig field converted to its type and checked against its limits."""
+    meta, name = spec.metadata, spec.name
+    if value is None or (isinstance(value, str) and value.strip() == "" and meta["kind"] is not str):
+        if meta["optional"] or spec.default is None:
+            return None
+        raise TrainingError(f"{name} needs a value ({meta['help']}).")
+    kind = meta["kind"]
+    try:
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            value = int(value)
+        elif kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+        else:
+            value = str(value).strip()
+    except (TypeError, ValueError):
+        raise TrainingError(f"{name} must be {'a whole number' if kind is int else 'a number'}, not {value!r}.") \
+            from None
+    if meta["choices"]:
+        value = value.lower()
+        if value not in meta["choices"]:
+            raise TrainingError(f"{name} must be {', '.join(meta['choices'][:-1])} or {meta['choices'][-1]}, "
+                                f"not '{value}'.")
+    if name == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.lower()):
+        raise TrainingError(f"device must be auto, cpu, cuda, cuda:N or mps, not '{value}'.")
+    if meta["above"] is not None and not value > meta["above"]:
+        raise TrainingError(f"{name} must be more than {meta['above']}, not {value}.")
+    if meta["min"] is not None and value < meta["min"]:
+        raise TrainingError(f"{name} must be at least {meta['min']}, not {value}.")
+    if meta["max"] is not None and value > meta["max"]:
+        raise TrainingError(f"{name} must be at most {meta['max']}, not {value}.")
+    return value
+
+
+def add_cli_arguments(parser) -> None:
+    """One CLI flag per TrainConfig setting, with its help and type (``python -m core train``)."""
+    for spec in fields(TrainConfig):
+        meta = spec.metadata
+        if not meta["cli"]:
+            continue
+        flags = meta["flags"] or ("--" + spec.name.replace("_", "-"),)
+        kind = {int: int, float: float}.get(meta["kind"], str)
+        default = spec.default
+        shown = f" (default {default})" if default is not None else ""
+        parser.add_argument(*flags, dest=spec.name, type=kind, default=default, metavar=None if meta["choices"]
+                            else spec.name.upper(), choices=meta["choices"], help=meta["help"] + shown)
+
+
+def config_from_cli(args, dataset: str) -> "TrainConfig":
+    """The TrainConfig of parsed ``add_cli_arguments`` flags."""
+    values = {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if spec.metadata["cli"]}
+    return TrainConfig(dataset=dataset, **values)
 
 
 @dataclass
@@ -81,128 +193,66 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     version_2: bool = False
     few_shot: bool = False  # train with the few-shot recipe (core/fewshot.py)
+    settings: dict = field(default_factory=dict)  # what the task learned from the data (saved with the model)
+
+    @property
+    def spec(self):
+        return tasks.get(self.task)
 
 
 # ---------------------------------------------------------------- data
 
 def prepare_data(cfg: TrainConfig) -> Prepared:
     """Training and validation examples: the dataset's own validation split, a named evaluation dataset, or a
-    stratified split of the labeled examples."""
+    split of the labeled examples chosen by the task (stratified, by context, ...)."""
     info = storage.get_dataset(cfg.dataset)
-    task = info["task"]
+    task = tasks.get(info["task"])
     examples = storage.load_examples(cfg.dataset)
-    usable = [e for e in examples if _is_labeled(e, task)]
+    usable = [e for e in examples if task.is_labeled(e)]
     notes = []
-    if task == "classification" and len(usable) < len(examples):
+    if len(usable) < len(examples):
         notes.append(f"{len(examples) - len(usable)} unlabeled rows left out of training")
     if cfg.eval_dataset:
         eval_info = storage.get_dataset(cfg.eval_dataset)
-        if eval_info["task"] != task:
+        if eval_info["task"] != task.name:
             raise TrainingError(f"Evaluation dataset '{cfg.eval_dataset}' is a {eval_info['task']} dataset; "
-                                f"'{cfg.dataset}' is {task}. Pick an evaluation dataset of the same task.")
-        validation = [e for e in storage.load_examples(cfg.eval_dataset) if _is_labeled(e, task)]
+                                f"'{cfg.dataset}' is {task.name}. Pick an evaluation dataset of the same task.")
+        validation = [e for e in storage.load_examples(cfg.eval_dataset) if task.is_labeled(e)]
         train = [e for e in usable if e.get("split") != "test"]
     elif any(e.get("split") == "validation" for e in usable):
         validation = [e for e in usable if e.get("split") == "validation"]
         train = [e for e in usable if e.get("split") in (None, "", "train")]
     else:
         pool = [e for e in usable if e.get("split") != "test"]
-        if task == "classification" and fewshot.applies(task, len(pool), len({e["label"] for e in pool}),
-                                                        cfg.few_shot):
+        if fewshot.applies(task, len(pool), len({e.get("label") for e in pool}), cfg.few_shot):
             train, validation = pool, []  # few labels: every one of them trains (core/fewshot.py, step 1)
             notes.append(f"few-shot recipe: all {len(pool)} labeled examples train the model, none is held out; "
                          "pick an evaluation dataset (or add a validation split) to measure accuracy")
-        elif task == "classification":
-            train, validation = cls_task.split_train_validation(pool, cfg.validation_fraction, cfg.seed)
         else:
-            train, validation = _split_qa_by_context(pool, cfg.validation_fraction, cfg.seed)
+            train, validation = task.split(pool, cfg.validation_fraction, cfg.seed)
     if not train:
         raise TrainingError(f"Dataset '{cfg.dataset}' has no labeled training examples: label some rows first.")
-    labels = list(info["labels"]) if task == "classification" else []
-    if task == "classification":
-        present = sorted({e["label"] for e in train})
-        if len(present) < 2:
-            raise TrainingError(f"Training needs examples of at least 2 labels; '{cfg.dataset}' has labeled examples "
-                                f"of {present or 'none'}. Label some rows with another label first.")
-        labels = [lab for lab in labels if lab in present or any(e["label"] == lab for e in validation)]
-        unknown = sorted({e["label"] for e in validation} - set(labels))
-        if unknown:
-            raise TrainingError(f"The evaluation data has labels the training data lacks: {unknown}. "
-                                "Add training examples for them or remove them from the evaluation data.")
+    try:
+        labels = task.training_labels(list(info["labels"]), train, validation)
+    except TaskDataError as error:
+        raise TrainingError(str(error).replace("the dataset", f"'{cfg.dataset}'", 1)) from None
     few_shot = fewshot.applies(task, len(train), len({e.get("label") for e in train}), cfg.few_shot)
     if not validation and not few_shot:
         notes.append("no validation examples (too few labeled rows): the last checkpoint is kept, no early stopping")
-    version_2 = task == "qa" and any(e["answer_text"] == "" for e in train + validation)
-    return Prepared(task, labels, train, validation, notes, version_2, few_shot)
+    settings = task.run_settings(train + validation)
+    return Prepared(task.name, labels, train, validation, notes, bool(settings.get("version_2")), few_shot, settings)
 
 
-def _is_labeled(example: dict, task: str) -> bool:
-    if task == "classification":
-        return bool(example.get("label"))
-    return example.get("answer_text") is not None
-
-
-def _split_qa_by_context(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Hold out whole contexts so validation questions are about passages never seen in training."""
-    contexts = sorted({e["context"] for e in examples})
-    if len(contexts) < 2:
-        return examples, []
-    random.Random(seed).shuffle(contexts)
-    n_val = min(len(contexts) - 1, max(1, round(len(contexts) * fraction)))
-    held = set(contexts[:n_val])
-    return [e for e in examples if e["context"] not in held], [e for e in examples if e["context"] in held]
+def run_settings(prepared: Prepared, cfg: TrainConfig) -> dict:
+    """What encoding and post-processing need, saved in the model folder's spanlab.json as well."""
+    return {"labels": prepared.labels, "max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
+            "max_answer_length": cfg.max_answer_length, "null_score_threshold": cfg.null_score_threshold,
+            "version_2": prepared.version_2, **prepared.settings}
 
 
 def encode(prepared: Prepared, examples: list[dict], tokenizer, cfg: TrainConfig, for_eval: bool) -> list[dict]:
     """Token features, one dict per feature, unpadded."""
-    from core.tasks import qa as qa_task
-    if prepared.task == "classification":
-        return cls_task.encode([e["text"] for e in examples], [e["label"] for e in examples], prepared.labels,
-                               tokenizer, cfg.max_length)
-    questions = [e["question"] for e in examples]
-    contexts = [e["context"] for e in examples]
-    if for_eval:
-        enc = qa_task.prepare_eval_features(questions, contexts, tokenizer, cfg.max_length, cfg.doc_stride)
-    else:
-        enc = qa_task.prepare_train_features(questions, contexts, [e["answer_text"] for e in examples],
-                                             [e["answer_start"] for e in examples], tokenizer, cfg.max_length,
-                                             cfg.doc_stride)
-    keys = list(enc.keys())
-    return [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
-
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-TARGETS = ("labels", "start_positions", "end_positions")
-
-
-def collate(features: list[dict], pad_id: int, multiple_of: int = 1):
-    """Pad a batch to its own longest row (rounded up to ``multiple_of`` for tensor cores)."""
-    import torch
-    longest = max(len(f["input_ids"]) for f in features)
-    longest = int(math.ceil(longest / multiple_of) * multiple_of)
-    batch = {}
-    for key in MODEL_INPUTS:
-        if key not in features[0]:
-            continue
-        fill = pad_id if key == "input_ids" else 0
-        batch[key] = torch.tensor([list(f[key]) + [fill] * (longest - len(f[key])) for f in features])
-    for key in TARGETS:
-        if key in features[0]:
-            batch[key] = torch.tensor([f[key] for f in features])
-    return batch
-
-
-def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar lengths (megabatches of 50 batches sorted by length), so padding is small."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    mega = batch_size * 50
-    batches = []
-    for i in range(0, len(order), mega):
-        chunk = sorted(order[i:i + mega], key=lambda j: -lengths[j])
-        batches.extend(chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
+    return prepared.spec.encode(examples, tokenizer, run_settings(prepared, cfg), for_eval)
 
 
 # ---------------------------------------------------------------- schedule defaults
@@ -212,6 +262,7 @@ def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_
     """Fill the automatic settings. Small models tolerate (and need) a larger learning rate; small data gets at
     least ``min_steps`` optimizer steps, or, with the few-shot recipe, that recipe's schedule."""
     cfg = TrainConfig(**asdict(cfg))
+    spec = tasks.get(task)
     if few_shot:  # the fine-tuning stage that follows the contrastive stage and the linear probe
         cfg.learning_rate = fewshot.FINE_TUNE_LR if cfg.learning_rate is None else cfg.learning_rate
         cfg.epochs = fewshot.FINE_TUNE_EPOCHS if cfg.epochs is None else cfg.epochs
@@ -219,10 +270,10 @@ def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_
             cfg.contrastive_epochs = fewshot.contrastive_epochs(n_labels)
         return cfg
     if cfg.learning_rate is None:
-        cfg.learning_rate = DEFAULT_LR[task] * (2 if hidden_size < 768 else 1)
+        cfg.learning_rate = spec.default_lr * (2 if hidden_size < 768 else 1)
     steps_per_epoch = max(1, math.ceil(n_train_features / cfg.batch_size))
     if cfg.epochs is None:
-        cfg.epochs = 3.0 if task == "classification" else 2.0
+        cfg.epochs = spec.default_epochs
         if steps_per_epoch * cfg.epochs < cfg.min_steps:
             cfg.epochs = float(math.ceil(cfg.min_steps / steps_per_epoch))
     return cfg
@@ -262,10 +313,9 @@ def execute_run(run_id: int, cancel: threading.Event | None = None, progress=Non
     failure: the run is marked failed with the message. KeyboardInterrupt marks it interrupted and re-raises."""
     cancel = cancel or threading.Event()
     run = storage.get_run(run_id)
-    cfg = TrainConfig.from_params(run["params"])
     storage.update_run(run_id, status="running", started_at=_now(), error=None)
     try:
-        outcome = _train(run_id, cfg, cancel, progress)
+        outcome = _train(run_id, TrainConfig.from_params(run["params"]), cancel, progress)
     except KeyboardInterrupt:
         storage.update_run(run_id, status="interrupted", error="stopped by Ctrl-C", finished_at=_now())
         raise
@@ -303,20 +353,14 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def _auto_on_off(name: str, setting: str | None) -> str:
-    """A TrainConfig switch's value, checked: "auto", "on" or "off" (any case; None = "auto")."""
-    setting = (setting or "auto").lower()
-    if setting not in ("auto", "on", "off"):
-        raise TrainingError(f"{name} must be auto, on or off, not '{setting}'.")
-    return setting
-
-
 def freezes_word_embeddings(setting: str, task: str) -> bool:
-    """Whether a run keeps the input word-embedding matrix fixed. "auto": yes for classification (see BENCHMARKS.md,
-    section 3: no loss of accuracy measured, and each step skips the gradient, clipping and AdamW update of the
-    largest matrix), no for QA (not measured there)."""
-    setting = _auto_on_off("freeze_word_embeddings", setting)
-    return setting == "on" or (setting == "auto" and task == "classification")
+    """Whether a run keeps the input word-embedding matrix fixed. "auto": the task's choice (classification: yes, see
+    BENCHMARKS.md, section 3: no loss of accuracy measured, and each step skips the gradient, clipping and AdamW
+    update of the largest matrix; QA and NER: no, not measured there)."""
+    setting = (setting or "auto").lower()
+    if setting not in AUTO_ON_OFF:
+        raise TrainingError(f"freeze_word_embeddings must be auto, on or off, not '{setting}'.")
+    return setting == "on" or (setting == "auto" and tasks.get(task).freezes_word_embeddings)
 
 
 def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> dict:
@@ -326,9 +370,9 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     dist = _distributed()
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
-    freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, prepared.task)  # before loading: fails fast
-    label_examples = _auto_on_off("label_examples", cfg.label_examples)
-    cfg.max_length = cfg.max_length or DEFAULT_MAX_LENGTH[prepared.task]
+    task = prepared.spec
+    freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name)
+    cfg.max_length = cfg.max_length or task.default_max_length
     requested = cfg.device
     if dist["world"] > 1:  # one process per GPU (or per CPU process with gloo, for testing the launcher)
         requested = f"cuda:{dist['local_rank']}" if torch.cuda.is_available() else "cpu"
@@ -340,7 +384,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     model = models.load_model(resolved.folder, prepared.task, prepared.labels)
     if prepared.few_shot:
         present = {e["label"] for e in prepared.train}
-        made = fewshot.label_examples([lab for lab in prepared.labels if lab in present], label_examples,
+        made = fewshot.label_examples([lab for lab in prepared.labels if lab in present], cfg.label_examples,
                                       fewshot.is_sentence_encoder(resolved.folder))
         if made:
             prepared.train = prepared.train + made
@@ -402,7 +446,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     rng = random.Random(cfg.seed)
     evaluator = Evaluator(prepared, tokenizer, cfg, device, amp_dtype) if is_main and prepared.validation else None
     writer = MetricWriter(run_id)
-    metric_name = METRIC_FOR_BEST[prepared.task]
+    metric_name = task.metric_for_best
     best = {"value": None, "step": 0, "state": None, "metrics": {}}
     bad_evals, step, samples, train_time, window = 0, 0, 0, 0.0, []
     started = time.monotonic()
@@ -550,62 +594,22 @@ def _agree_on_stop(reason: str | None, device: str) -> str | None:
 
 
 class Evaluator:
-    """Validation metrics for the model as it trains (and for ``evaluate`` on any dataset)."""
+    """Validation metrics for the model as it trains: the same prediction path as the Demo page, ``evaluate`` and
+    Label-page suggestions (core.inference.Predictor), around the model being trained."""
 
     def __init__(self, prepared: Prepared, tokenizer, cfg: TrainConfig, device: str, amp_dtype=None,
                  examples: list[dict] | None = None):
-        self.prepared, self.tokenizer, self.cfg, self.device, self.amp_dtype = prepared, tokenizer, cfg, device, amp_dtype
+        self.prepared, self.settings = prepared, run_settings(prepared, cfg)
+        self.tokenizer, self.device, self.amp_dtype = tokenizer, device, amp_dtype
         self.examples = examples if examples is not None else prepared.validation
-        self.features = encode(prepared, self.examples, tokenizer, cfg, for_eval=True)
-
-    def logits(self, model, batch_size: int = 64):
-        """Per-feature logits (classification: [n, labels]; qa: start/end padded to max_length)."""
-        import numpy as np
-        import torch
-        model.eval()
-        order = sorted(range(len(self.features)), key=lambda i: len(self.features[i]["input_ids"]))
-        pad_id = self.tokenizer.pad_token_id or 0
-        outputs = [None] * len(order)
-        with torch.inference_mode(), torch.autocast(device_type=self.device.split(":")[0],
-                                                    dtype=self.amp_dtype or torch.float32,
-                                                    enabled=self.amp_dtype is not None):
-            for i in range(0, len(order), batch_size):
-                ids = order[i:i + batch_size]
-                batch = {k: v.to(self.device) for k, v in collate([self.features[j] for j in ids], pad_id).items()
-                         if k in MODEL_INPUTS}
-                out = model(**batch)
-                if self.prepared.task == "classification":
-                    rows = out.logits.float().cpu().numpy()
-                else:
-                    rows = list(zip(out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()))
-                for j, row in zip(ids, rows):
-                    outputs[j] = row
-        if self.prepared.task == "classification":
-            return np.stack(outputs) if outputs else np.zeros((0, len(self.prepared.labels)))
-        width = max((len(f["input_ids"]) for f in self.features), default=1)
-        start = np.full((len(outputs), width), -1e4, dtype=np.float32)
-        end = np.full((len(outputs), width), -1e4, dtype=np.float32)
-        for i, (s, e) in enumerate(outputs):
-            n = len(self.features[i]["input_ids"])
-            start[i, :n], end[i, :n] = s[:n], e[:n]
-        return start, end
+        self.features = prepared.spec.encode(self.examples, tokenizer, self.settings, for_eval=True)
 
     def evaluate(self, model) -> dict:
-        from core.tasks import qa as qa_task
-        if self.prepared.task == "classification":
-            logits = self.logits(model)
-            label_ids = {name: i for i, name in enumerate(self.prepared.labels)}
-            truth = [label_ids[e["label"]] for e in self.examples]
-            return cls_task.metrics(truth, logits.argmax(-1).tolist(), self.prepared.labels)
-        start, end = self.logits(model)
-        features = {k: [f[k] for f in self.features] for k in ("example_index", "offset_mapping", "word_offsets")}
-        answers = qa_task.postprocess_predictions(
-            [e["context"] for e in self.examples], features, start, end,
-            max_answer_length=self.cfg.max_answer_length, version_2=self.prepared.version_2,
-            null_score_diff_threshold=self.cfg.null_score_threshold)
-        predictions = [a[0]["answer"] if a else "" for a in answers]
-        references = [[e["answer_text"]] for e in self.examples]
-        return qa_task.squad_metrics(predictions, references)
+        from core.inference import Predictor
+        predictor = Predictor.around(model, self.tokenizer, self.prepared.spec, self.settings, self.device,
+                                     self.amp_dtype)
+        predictions = predictor.predict_examples(self.examples, features=self.features, batch_size=64)
+        return self.prepared.spec.score(self.examples, predictions, self.prepared.labels)
 
 
 def save_model_folder(run_id: int, model, tokenizer, prepared: Prepared, cfg: TrainConfig, base_model: str,
@@ -616,10 +620,7 @@ def save_model_folder(run_id: int, model, tokenizer, prepared: Prepared, cfg: Tr
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        meta = {"task": prepared.task, "labels": prepared.labels, "base_model": base_model, "run": run_id,
-                "max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
-                "max_answer_length": cfg.max_answer_length, "version_2": prepared.version_2,
-                "null_score_threshold": cfg.null_score_threshold,
+        meta = {"task": prepared.task, **run_settings(prepared, cfg), "base_model": base_model, "run": run_id,
                 "recipe": "few-shot (core/fewshot.py)" if prepared.few_shot else "fine-tuning",
                 "metrics": {k: v for k, v in metrics.items() if _is_number(v)}}
         (tmp / "spanlab.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

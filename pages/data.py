@@ -12,17 +12,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import storage
+from core import storage, tasks
 from core.config import PROJECT_ROOT
-from core.exporting import to_csv_bytes, to_jsonl_bytes, to_squad_json
-from core.importing import (FIELD_SYNONYMS, REQUIRED_FIELDS, ImportFailed, ImportResult, detect_mapping, load_file,
-                            read_table, validate)
+from core.importing import (FIELD_SYNONYMS, REQUIRED_FIELDS, ImportFailed, ImportResult, detect_mapping, guess_task,
+                            load_file, read_table, validate)
 from pages.common import flash, show_flashes
 
 PAGE = "data"
 SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
-SAMPLE_TASKS = {"support_tickets": "classification", "product_reviews": "classification", "company_faq_qa": "qa"}
-TASK_NAMES = {"classification": "Text classification", "qa": "Extractive question answering"}
+SAMPLE_TASKS = {"support_tickets": "classification", "product_reviews": "classification", "company_faq_qa": "qa",
+                "company_news_ner": "ner"}  # which task each bundled sample file is for
+TASK_NAMES = {task.name: task.title for task in tasks.ALL}
 UNMAPPED = "— none —"
 PREVIEW_ROWS = 20
 
@@ -32,7 +32,7 @@ PREVIEW_ROWS = 20
 def _create(name: str, task: str, rows: list[dict], labels: list[str], source: str, skipped: int = 0) -> None:
     """Button callback: store the dataset and queue the outcome for the next run."""
     try:
-        info = storage.create_dataset(name, task, rows, labels=labels if task == "classification" else None,
+        info = storage.create_dataset(name, task, rows, labels=labels if tasks.get(task).has_labels else None,
                                       source=source)
     except storage.StorageError as error:
         flash(PAGE, "error", f"Not imported: {error}")
@@ -74,11 +74,11 @@ def _delete(name: str) -> None:
 # --------------------------------------------------------------------------------------------------- sections
 
 def _sample_task(path: Path) -> str:
-    return SAMPLE_TASKS.get(path.stem, "classification")
+    return SAMPLE_TASKS.get(path.stem, tasks.NAMES[0])
 
 
 def samples_section() -> None:
-    paths = sorted(SAMPLES_DIR.glob("*.csv"))
+    paths = sorted(path for path in SAMPLES_DIR.iterdir() if SAMPLE_TASKS.get(path.stem) in TASK_NAMES)
     if not paths:
         return
     st.subheader("Try a sample")
@@ -102,10 +102,6 @@ def _show_problems(items: list) -> None:
     st.dataframe(_problem_table(items), hide_index=True, width="stretch", row_height=76 if long_messages else None,
                  column_config={"where": st.column_config.TextColumn(width="small"),
                                 "field": st.column_config.TextColumn(width="small")})
-
-
-def _guess_task(columns: list[str]) -> str:
-    return "qa" if set(REQUIRED_FIELDS["qa"]) <= detect_mapping(columns, "qa").keys() else "classification"
 
 
 def _mapping_widgets(columns: list[str], task: str, detected: dict[str, str], file_key: str) -> dict[str, str]:
@@ -151,24 +147,25 @@ def _report(result: ImportResult, conflicts: list[str]) -> None:
 
 def upload_section(existing: set[str]) -> None:
     st.subheader("Import a file")
-    uploaded = st.file_uploader("CSV, TSV, JSON Lines or SQuAD JSON", type=["csv", "tsv", "txt", "jsonl", "ndjson",
-                                                                            "json"],
+    uploaded = st.file_uploader("CSV, TSV, JSON Lines, SQuAD JSON, CoNLL or Label Studio JSON",
+                                type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "conll", "iob", "bio"],
                                 help="One row per example with a header row. Classification needs a text column "
                                      "(label optional); QA needs context and question (answer optional).",
                                 key=f"upload:{st.session_state.get('upload_generation', 0)}")
     if uploaded is None:
         return
     file_key = f"{uploaded.name}:{uploaded.size}"
+    guessed = guess_task(uploaded.getvalue(), uploaded.name)
+    task = st.radio("Task", list(TASK_NAMES), format_func=TASK_NAMES.get, horizontal=True,
+                    index=list(TASK_NAMES).index(guessed), key=f"task:{file_key}",
+                    help="Classification: one label per text. QA: find the answer span in a passage. "
+                         "Entity spans: mark names, products, places... in the text.")
     try:
-        frame = read_table(uploaded.getvalue(), uploaded.name)
+        frame = read_table(uploaded.getvalue(), uploaded.name, task)
     except ImportFailed as error:
         st.error(str(error))
         return
     columns = [str(column) for column in frame.columns]
-    guessed = _guess_task(columns)
-    task = st.radio("Task", list(TASK_NAMES), format_func=TASK_NAMES.get, horizontal=True,
-                    index=list(TASK_NAMES).index(guessed), key=f"task:{file_key}",
-                    help="Classification: one label per text. QA: find the answer span in a passage.")
     detected = detect_mapping(columns, task)
     mapping = _mapping_widgets(columns, task, detected, file_key)
     st.markdown(f"**Preview** — first {min(PREVIEW_ROWS, len(frame))} of {len(frame)} rows, numbered as in the file")
@@ -197,28 +194,17 @@ def _export(dataset_id: int, task: str, file_format: str, title: str):
     """A no-argument function building the file when the download button is clicked (large datasets do not slow
     down every rerun)."""
     def build() -> bytes:
-        rows = storage.load_examples(dataset_id)
-        if file_format == "csv":
-            return to_csv_bytes(rows, task)
-        if file_format == "jsonl":
-            return to_jsonl_bytes(rows, task)
-        return json.dumps(to_squad_json(rows, title=title), ensure_ascii=False, indent=1).encode("utf-8")
+        return tasks.get(task).exports[file_format].write(storage.load_examples(dataset_id), title)
     return build
 
 
 def _downloads(info: dict) -> None:
     task, name, dataset_id = info["task"], info["name"], info["id"]
-    columns = st.columns(3)
-    columns[0].download_button("Download CSV", _export(dataset_id, task, "csv", name), file_name=f"{name}.csv",
-                               mime="text/csv", key=f"dl_csv:{name}", on_click="ignore",
-                               help="Opens in Excel (UTF-8 with BOM)")
-    columns[1].download_button("Download JSON Lines", _export(dataset_id, task, "jsonl", name),
-                               file_name=f"{name}.jsonl", mime="application/jsonl", key=f"dl_jsonl:{name}",
-                               on_click="ignore")
-    if task == "qa":
-        columns[2].download_button("Download SQuAD JSON", _export(dataset_id, task, "squad", name),
-                                   file_name=f"{name}.squad.json", mime="application/json", key=f"dl_squad:{name}",
-                                   on_click="ignore", help="SQuAD v2 format; questions not yet answered are left out")
+    formats = tasks.get(task).exports
+    for column, (key, spec) in zip(st.columns(max(3, len(formats))), formats.items()):
+        column.download_button(f"Download {spec.title}", _export(dataset_id, task, key, name),
+                               file_name=f"{name}{spec.suffix}", mime=spec.mime, key=f"dl_{key}:{name}",
+                               on_click="ignore", help=spec.help or None)
 
 
 def datasets_section(datasets: list[dict]) -> None:
@@ -228,7 +214,7 @@ def datasets_section(datasets: list[dict]) -> None:
         return
     table = pd.DataFrame([{
         "name": dataset["name"], "task": dataset["task"], "rows": dataset["rows"], "labeled": dataset["labeled"],
-        "labels": ", ".join(dataset["labels"]) if dataset["task"] == "classification" else "—",
+        "labels": ", ".join(dataset["labels"]) if tasks.get(dataset["task"]).has_labels else "—",
         "created": dataset["created_at"].astimezone().strftime("%Y-%m-%d %H:%M"),
     } for dataset in datasets])
     st.dataframe(table, hide_index=True, width="stretch")

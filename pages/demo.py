@@ -32,9 +32,9 @@ def _demo_runs() -> list[dict]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _examples(database_url: str, dataset: str | None, task: str) -> list[dict]:
-    """Up to EXAMPLE_LIMIT example inputs from the run's dataset: distinct texts, or distinct contexts each with
-    its first question. (database_url is part of the cache key only.)"""
+def _examples(database_url: str, dataset: str | None, field: str) -> list[dict]:
+    """Up to EXAMPLE_LIMIT example inputs from the run's dataset: distinct values of ``field`` (texts, or contexts
+    each with its first question). (database_url is part of the cache key only.)"""
     if not dataset:
         return []
     try:
@@ -43,7 +43,7 @@ def _examples(database_url: str, dataset: str | None, task: str) -> list[dict]:
         return []
     seen, examples = set(), []
     for row in rows:
-        key = row.get("text") if task == "classification" else row.get("context")
+        key = row.get(field)
         if not key or key in seen:
             continue
         seen.add(key)
@@ -100,7 +100,7 @@ def _example_picker(examples: list[dict], target_key: str, label: str, run_id: i
 
 
 def _classification(run: dict, predictor) -> None:
-    examples = _examples(config.database_url(), run.get("dataset_name"), "classification")
+    examples = _examples(config.database_url(), run.get("dataset_name"), "text")
     _example_picker(examples, "demo_text", "Example text", run["id"])
     text = st.text_area("Text", key="demo_text", height=140, placeholder="Type or paste a text to classify…")
     if st.button("Classify", type="primary", key="demo_classify", icon="🏷️"):
@@ -128,7 +128,7 @@ def _answer_title(answer: dict) -> str:
 
 
 def _qa(run: dict, predictor) -> None:
-    examples = _examples(config.database_url(), run.get("dataset_name"), "qa")
+    examples = _examples(config.database_url(), run.get("dataset_name"), "context")
     _example_picker(examples, "demo_context", "Example context", run["id"])
     context = st.text_area("Context", key="demo_context", height=200,
                            placeholder="Paste the passage the answer should come from…",
@@ -180,9 +180,7 @@ _run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids
                        format_func=lambda rid: charts.run_label(_by_id[rid]),
                        help="Finished runs that saved a model.")
 _run = _by_id[_run_id]
+WIDGETS = {"probabilities": _classification, "answer": _qa}  # what each task's demo_widget names
 _predictor = _load_predictor(_run_id)
 if _predictor is not None:
-    if _predictor.task == "qa":
-        _qa(_run, _predictor)
-    else:
-        _classification(_run, _predictor)
+    WIDGETS[_predictor.task.demo_widget](_run, _predictor)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import annotation, storage
+from core import annotation, storage, tasks
 from pages.common import flash, highlighted_html, show_flashes
 
 PAGE = "label"
@@ -40,12 +40,13 @@ def _after_save(dataset_id: int, example: dict, next_id: int | None, total: int,
     flash(PAGE, "toast", f"Saved {annotation.row_name(example)}: {note}")
     _forget_grid()
     if next_id is None:
-        flash(PAGE, "success", f"All {total} examples are {'answered' if task == 'qa' else 'labeled'}. 🎉")
+        flash(PAGE, "success", f"All {total} examples are {tasks.get(task).labeled_word}. 🎉")
     else:
         st.session_state[_cursor_key(dataset_id)] = next_id
 
 
-def _save_label(dataset_id: int, example: dict, label: str, actor: str, next_id: int | None, total: int) -> None:
+def _save_label(dataset_id: int, example: dict, label: str, actor: str, next_id: int | None, total: int,
+                task: str) -> None:
     try:
         storage.set_label(example["id"], label, example["version"], actor=actor)
     except storage.StaleEditError:
@@ -54,7 +55,7 @@ def _save_label(dataset_id: int, example: dict, label: str, actor: str, next_id:
     except storage.StorageError as error:
         flash(PAGE, "error", f"Not saved: {error}")
         return
-    _after_save(dataset_id, example, next_id, total, "classification", f"'{label}'")
+    _after_save(dataset_id, example, next_id, total, task, f"'{label}'")
 
 
 def _answer_key(example: dict) -> str:
@@ -65,7 +66,8 @@ def _occurrence_key(example: dict, answer: str) -> str:
     return f"qa_occurrence:{example['id']}:{example['version']}:{answer}"
 
 
-def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int | None, total: int) -> None:
+def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int | None, total: int,
+                 task: str) -> None:
     """Save the typed answer (at the chosen occurrence) or "no answer", read from the widgets' state."""
     if no_answer:
         answer, start = "", None
@@ -86,7 +88,7 @@ def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int |
     except storage.StorageError as error:
         flash(PAGE, "error", f"Not saved: {error}")
         return
-    _after_save(dataset_id, example, next_id, total, "qa",
+    _after_save(dataset_id, example, next_id, total, task,
                 "no answer" if no_answer else f"'{annotation.shorten(answer, 40)}' at {start}")
 
 
@@ -147,7 +149,7 @@ def _bulk_assign(example_ids: list[int], label: str) -> None:
 
 def _suggestion_runs(dataset: dict) -> list[dict]:
     return [run for run in storage.list_runs(dataset=dataset["id"])
-            if run["status"] == "completed" and run["artifact_dir"] and run["task"] == "classification"]
+            if run["status"] == "completed" and run["artifact_dir"] and run["task"] == dataset["task"]]
 
 
 def _run_name(run: dict) -> str:
@@ -222,7 +224,7 @@ def _position_caption(ordered: list[dict], example: dict, status: str) -> None:
 def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, dict] | None, order: str) -> None:
     ordered = annotation.order_examples(examples, suggestions, order)
     example = _current(dataset, ordered)
-    next_id = annotation.next_unlabeled(ordered, example["id"], "classification")
+    next_id = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
     current = example["label"]
     _position_caption(ordered, example, f"label: {current}" if current else "not labeled yet")
     st.html(highlighted_html(example["text"], large=True))
@@ -235,13 +237,14 @@ def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, di
         row = labels[start:start + LABEL_BUTTONS_PER_ROW]
         for column, label in zip(st.columns(LABEL_BUTTONS_PER_ROW), row):
             column.button(label, key=f"set_label:{label}", type="primary" if label == current else "secondary",
-                          on_click=_save_label, args=(dataset["id"], example, label, "user", next_id, len(examples)),
+                          on_click=_save_label, args=(dataset["id"], example, label, "user", next_id, len(examples), dataset["task"]),
                           width="stretch", help="Save this label and go to the next unlabeled example")
     if suggestion is not None:
         columns = st.columns([3, 1])
         columns[0].info(f"Model suggestion: {suggestion['label']} ({suggestion['score']:.0%} sure)")
         columns[1].button("Accept suggestion", key="accept_suggestion", on_click=_save_label,
-                          args=(dataset["id"], example, suggestion["label"], "suggestion", next_id, len(examples)),
+                          args=(dataset["id"], example, suggestion["label"], "suggestion", next_id, len(examples),
+                                dataset["task"]),
                           disabled=suggestion["label"] not in labels, width="stretch")
     _navigation(dataset, ordered, example)
 
@@ -340,7 +343,7 @@ def label_manager(dataset: dict) -> None:
 def qa_view(dataset: dict, examples: list[dict]) -> None:
     ordered = annotation.order_examples(examples)
     example = _current(dataset, ordered)
-    next_id = annotation.next_unlabeled(ordered, example["id"], "qa")
+    next_id = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
     saved_text, saved_start = example["answer_text"], example["answer_start"]
     status = ("not answered yet" if saved_text is None else "saved: no answer in this context" if saved_text == ""
               else f"saved answer: '{annotation.shorten(saved_text, 40)}' at {saved_start}")
@@ -369,11 +372,32 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
 
     columns = st.columns(2)
     columns[0].button("Save answer", key="save_answer", type="primary", disabled=not found, width="stretch",
-                      on_click=_save_answer, args=(dataset["id"], example, False, next_id, len(examples)))
+                      on_click=_save_answer, args=(dataset["id"], example, False, next_id, len(examples), dataset["task"]))
     columns[1].button("No answer in this context", key="no_answer", width="stretch",
-                      on_click=_save_answer, args=(dataset["id"], example, True, next_id, len(examples)),
+                      on_click=_save_answer, args=(dataset["id"], example, True, next_id, len(examples), dataset["task"]),
                       help="The context does not answer the question (saved as an empty answer)")
     _navigation(dataset, ordered, example)
+
+
+def choice_view(dataset: dict, examples: list[dict]) -> None:
+    """Pick one label per text: one at a time with big buttons, or in a grid."""
+    found_suggestions, chosen_order = suggestion_controls(dataset, examples)
+    mode = st.radio("Mode", [MODE_ONE, MODE_GRID], horizontal=True, key="label_mode",
+                    help="One at a time: fastest for new labels. Grid: review, filter and fix many rows.")
+    if mode == MODE_GRID:
+        grid(dataset, found_suggestions, chosen_order)
+    else:
+        _forget_grid()
+        one_at_a_time(dataset, examples, found_suggestions, chosen_order)
+    label_manager(dataset)
+
+
+def answer_view(dataset: dict, examples: list[dict]) -> None:
+    _forget_grid()
+    qa_view(dataset, examples)
+
+
+WIDGETS = {"choice": choice_view, "answer": answer_view}  # what each task's label_widget names
 
 
 def history_section(dataset: dict) -> None:
@@ -413,17 +437,5 @@ top[1].button("↶ Undo last change", key="undo", on_click=_undo, args=(info["id
 if labeled == total:
     st.page_link("pages/train.py", label=f"Train a model on '{name}'", icon="🚀")
 
-if info["task"] == "qa":
-    _forget_grid()
-    qa_view(info, examples)
-else:
-    found_suggestions, chosen_order = suggestion_controls(info, examples)
-    mode = st.radio("Mode", [MODE_ONE, MODE_GRID], horizontal=True, key="label_mode",
-                    help="One at a time: fastest for new labels. Grid: review, filter and fix many rows.")
-    if mode == MODE_GRID:
-        grid(info, found_suggestions, chosen_order)
-    else:
-        _forget_grid()
-        one_at_a_time(info, examples, found_suggestions, chosen_order)
-    label_manager(info)
+WIDGETS[tasks.get(info["task"]).label_widget](info, examples)
 history_section(info)

@@ -84,7 +84,7 @@ def _final_metrics(run: dict) -> None:
         return
     for column, (title, value) in zip(st.columns(4), shown):
         column.metric(title, value)
-    if run["task"] == "classification" and metrics.get("confusion_matrix"):
+    if metrics.get("confusion_matrix"):
         left, right = st.columns([3, 2])
         left.plotly_chart(charts.confusion_figure(metrics["confusion_matrix"], metrics.get("labels") or []),
                           key=f"runs_confusion_{run['id']}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts, fewshot, models, storage
+from core import charts, fewshot, models, storage, tasks
 from core.highlight import escape_text
-from core.training import TrainConfig
+from core.training import TrainConfig, TrainingError
 from pages.common import get_runner
 
 POLL_SECONDS = 1.5
@@ -196,41 +196,40 @@ def _eval_choice(dataset: dict, datasets: list[dict]) -> str | None:
                              "split, or 20% of its labeled rows, is held out.")
 
 
+def _help(name: str) -> str:
+    """A setting's help, as the CLI shows it (declared once, on TrainConfig); "empty" = the box left empty."""
+    text = TrainConfig.help(name)
+    return text[:1].upper() + text[1:] + "."
+
+
 def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConfig | None:
-    """Hyperparameter widgets; a TrainConfig when a model is chosen."""
-    task = dataset["task"]
+    """Hyperparameter widgets (help texts and limits from TrainConfig); a TrainConfig when a model is chosen."""
+    task = tasks.get(dataset["task"])
     defaults = TrainConfig(dataset=dataset["name"])
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("Epochs", min_value=0.1, max_value=1000.0, value=None, step=1.0, placeholder="auto",
-                             key="train_epochs", help="Empty = auto: 3 (classification) or 2 (QA), more for tiny "
-                                                      f"datasets so training gets at least {defaults.min_steps} "
-                                                      "steps; the few-shot recipe fine-tunes for "
-                                                      f"{fewshot.FINE_TUNE_EPOCHS:g} after its contrastive stage.")
+                             key="train_epochs", help=_help("epochs") + "; the few-shot recipe fine-tunes for "
+                             f"{fewshot.FINE_TUNE_EPOCHS:g} after its contrastive stage.")
     lr = c2.number_input("Learning rate", min_value=1e-7, max_value=1.0, value=None, step=1e-5, format="%.1e",
                          placeholder="auto", key="train_learning_rate",
-                         help="Empty = auto: 5e-5 (classification) or 3e-5 (QA), doubled for small models; "
-                              f"{fewshot.FINE_TUNE_LR:g} in the few-shot recipe.")
+                         help=_help("learning_rate") + f"; {fewshot.FINE_TUNE_LR:g} in the few-shot recipe.")
     batch = c3.number_input("Batch size", min_value=1, max_value=1024, value=defaults.batch_size, step=1,
-                            key="train_batch_size", help="Examples per step. Lower it if memory runs out.")
+                            key="train_batch_size", help=_help("batch_size"))
     max_length = c4.number_input("Max length (tokens)", min_value=16, max_value=4096, value=None, step=16,
-                                 placeholder="auto", key="train_max_length",
-                                 help="Empty = auto: 128 for classification, 384 for QA. Longer text is cut "
-                                      "(QA: split into overlapping windows).")
+                                 placeholder="auto", key="train_max_length", help=_help("max_length"))
     c1, c2, c3, c4 = st.columns(4)
     doc_stride = defaults.doc_stride
-    if task == "qa":
+    if task.reads_in_windows:
         doc_stride = c1.number_input("Doc stride", min_value=8, max_value=2048, value=defaults.doc_stride, step=8,
-                                     key="train_doc_stride",
-                                     help="Overlap in tokens between the windows of a long context.")
+                                     key="train_doc_stride", help=_help("doc_stride"))
     seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=defaults.seed, step=1, key="train_seed",
-                           help="Same seed + same settings = same result.")
-    device = c3.selectbox("Device", DEVICES, key="train_device",
-                          help="auto: the GPU when PyTorch sees one, else the CPU.")
-    precision = c4.selectbox("Precision", PRECISIONS, key="train_precision",
-                             help="auto: bf16 (or fp16) on a GPU, fp32 on the CPU. fp16 needs a GPU.")
+                           help=_help("seed"))
+    device = c3.selectbox("Device", DEVICES, key="train_device", help=_help("device"))
+    precision = c4.selectbox("Precision", PRECISIONS, key="train_precision", help=_help("precision"))
     eval_dataset = _eval_choice(dataset, datasets)
     with st.expander("Advanced"):
-        if task == "classification":
+        few_shot, label_examples = "auto", "auto"
+        if task.few_shot:
             few_shot = st.radio("Few-shot recipe", FEW_SHOT_CHOICES, horizontal=True, key="train_few_shot",
                                 format_func=FEW_SHOT_CHOICES.get,
                                 help=f"For small labeled sets (up to {fewshot.MAX_EXAMPLES_PER_LABEL} examples per "
@@ -239,39 +238,32 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                                      "short fine-tuning. Pick an evaluation dataset to see accuracy curves.")
             label_examples = st.radio("Examples from label names", LABEL_EXAMPLE_CHOICES, horizontal=True,
                                       key="train_label_examples", format_func=LABEL_EXAMPLE_CHOICES.get,
-                                      help="Few-shot recipe only: also train on \"" + fewshot.LABEL_TEMPLATE
-                                           + "\" for each label (the label name filled in). auto: for a "
-                                           "sentence-transformers model (the built-in MiniLM) whose labels all "
-                                           "read as words, not codes like 0 or LABEL_1.")
-        else:
-            few_shot, label_examples = "auto", "auto"
+                                      help=_help("label_examples"))
         freeze = st.radio("Word embeddings", FREEZE_CHOICES, horizontal=True, key="train_freeze_word_embeddings",
-                          format_func=FREEZE_CHOICES.get,
-                          help="Keep the input word-embedding matrix fixed while training: each step skips the "
-                               "gradient and optimizer update of the model's largest matrix (faster, no accuracy "
-                               "loss measured for classification). auto: fixed for classification, trained for QA.")
+                          format_func=FREEZE_CHOICES.get, help=_help("freeze_word_embeddings"))
         c1, c2, c3, c4 = st.columns(4)
         max_steps = c1.number_input("Max steps", min_value=1, value=None, step=10, placeholder="no cap",
-                                    key="train_max_steps", help="Stop after this many steps (quick trials).")
+                                    key="train_max_steps", help=_help("max_steps"))
         eval_every = c2.number_input("Evaluate every (steps)", min_value=1, value=None, step=10, placeholder="auto",
-                                     key="train_eval_every", help="Empty = about 10 evaluations per run.")
+                                     key="train_eval_every", help=_help("eval_every"))
         patience = c3.number_input("Early-stopping patience", min_value=1, max_value=1000, value=defaults.patience,
-                                   key="train_patience", help="Evaluations without improvement before stopping.")
+                                   key="train_patience", help=_help("patience"))
         fraction = c4.number_input("Validation fraction", min_value=0.05, max_value=0.5, step=0.05,
                                    value=defaults.validation_fraction, key="train_validation_fraction",
-                                   help="Share of labeled rows held out when there is no validation split or "
-                                        "evaluation dataset.")
+                                   help=_help("validation_fraction"))
     if device == "cpu" and precision == "fp16":
         st.warning("fp16 needs a GPU: on the CPU use fp32 (or bf16).")
     if ref is None:
         return None
-    return TrainConfig(dataset=dataset["name"], model=ref, eval_dataset=eval_dataset, epochs=epochs,
-                       learning_rate=lr, batch_size=int(batch), max_length=int(max_length) if max_length else None,
-                       doc_stride=int(doc_stride), seed=int(seed), device=device, precision=precision,
-                       max_steps=int(max_steps) if max_steps else None,
-                       eval_every=int(eval_every) if eval_every else None, patience=int(patience),
-                       validation_fraction=float(fraction), few_shot=few_shot, freeze_word_embeddings=freeze,
-                       label_examples=label_examples)
+    try:  # the same checks as the command line's: a bad value is named before any run exists
+        return TrainConfig(dataset=dataset["name"], model=ref, eval_dataset=eval_dataset, epochs=epochs,
+                           learning_rate=lr, batch_size=batch, max_length=max_length, doc_stride=doc_stride,
+                           seed=seed, device=device, precision=precision, max_steps=max_steps, eval_every=eval_every,
+                           patience=patience, validation_fraction=fraction, few_shot=few_shot,
+                           freeze_word_embeddings=freeze, label_examples=label_examples)
+    except TrainingError as error:
+        st.error(f"Cannot train with these settings: {error}")
+        return None
 
 
 def _new_run_form(runner) -> None:

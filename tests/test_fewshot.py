@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core import fewshot, storage
-from core.training import TrainConfig, collate, prepare_data
+from core.training import TrainConfig, TrainingError, collate, prepare_data
 from tests.conftest import sentiment_rows, train_and_get
 
 
@@ -206,8 +206,8 @@ def test_few_shot_runs_of_a_sentence_encoder_train_on_label_name_examples(spanla
     storage.create_dataset("three-eval", "classification", sentiment_rows(2) + [neutral])
     params = run("three", encoder, eval_dataset="three-eval")  # "neutral" is a label, but no training row has it
     assert "neutral" in params["labels"] and params["n_label_examples"] == 4  # so no made-up examples for it
-    failed = train_and_get(TrainConfig(dataset="sentiment", model="no/such-model", label_examples="maybe"))
-    assert failed["status"] == "failed" and "label_examples must be auto, on or off" in failed["error"]
+    with pytest.raises(TrainingError, match="label_examples must be auto, on or off"):  # before any run exists
+        TrainConfig(dataset="sentiment", model="no/such-model", label_examples="maybe")
 
 
 def test_few_shot_run_end_to_end(spanlab_home, tiny_model_dir):

@@ -1,4 +1,4 @@
-"""The QA predictor's precision: bf16 answers with close calls re-checked in fp32, and how "auto" chooses."""
+"""The predictor's precision (for QA models): bf16 answers with close calls re-checked in fp32, and how "auto" chooses."""
 from __future__ import annotations
 
 import json
@@ -26,7 +26,7 @@ def qa_model_dir(tmp_path_factory, tiny_model_dir):
 
 def _predictor(folder, precision, **meta):
     base = json.loads((folder / "spanlab.json").read_text(encoding="utf-8"))
-    return inference.QAPredictor(folder, {**base, **meta}, "cpu", precision)
+    return inference.Predictor(folder, {**base, **meta}, "cpu", precision)
 
 
 def _questions():
@@ -56,8 +56,9 @@ def test_bf16_close_calls_are_answered_again_in_fp32(qa_model_dir):
 
 
 def test_close_call_rule():
-    predictor = inference.QAPredictor.__new__(inference.QAPredictor)
-    predictor.recheck_margin = 0.5
+    from core.tasks.qa import TASK as qa_task
+    predictor = inference.Predictor.__new__(inference.Predictor)
+    predictor.recheck_margin, predictor.task = 0.5, qa_task
 
     def ranked(*scores):
         return [{"answer": str(i), "start": i, "end": i + 1, "score": s} for i, s in enumerate(scores)]

@@ -100,8 +100,8 @@ def test_create_dataset_refuses_bad_input_naming_the_row():
         make_sentiment()
     with pytest.raises(InvalidEditError, match="non-empty name"):
         create_dataset("  ", "classification", [{"text": "x"}])
-    with pytest.raises(InvalidEditError, match="unknown task 'ner'"):
-        create_dataset("n", "ner", [])
+    with pytest.raises(InvalidEditError, match="unknown task 'translation'"):
+        create_dataset("n", "translation", [])
     with pytest.raises(InvalidEditError, match="row 2: 'text' is empty"):
         create_dataset("n", "classification", [{"text": "ok"}, {"text": "  "}])
     with pytest.raises(InvalidEditError, match="row 1: label 'meh' is not in the label set"):

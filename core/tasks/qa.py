@@ -29,12 +29,19 @@ keeps ``run_qa``'s own rule (raw logits, token spans, n-best softmax) for compar
 """
 from __future__ import annotations
 
+import ast
+import json
+import math
+import random
 import re
 import string
 from collections import Counter
 from typing import Any, Sequence
 
 import numpy as np
+
+from core.tasks.base import (SPLIT_FIELD, ExportFormat, Rows, Task, TaskDataError, clean_split, is_missing,
+                             optional_str, quoted, required_text, short)
 
 CLS_INDEX = 0  # CLS position in an unpadded BERT-style feature: the null-answer score (utils_qa) and fallback label
 
@@ -425,3 +432,365 @@ def squad_metrics(predictions: list[str], references: list[list[str]]) -> dict[s
         f1 += max(_f1(prediction, g) for g in golds)
     n = len(predictions)
     return {"exact_match": 100.0 * exact / n, "f1": 100.0 * f1 / n}
+
+
+# ------------------------------------------------------------------------------------------ answer locating
+MAX_CANDIDATES_SHOWN = 10
+
+
+def occurrences(context: str, answer: str) -> list[int]:
+    """Every start of ``answer`` in ``context`` (overlapping ones included): the one answer locator."""
+    found, position = [], context.find(answer) if answer else -1
+    while position >= 0:
+        found.append(position)
+        position = context.find(answer, position + 1)
+    return found
+
+
+def check_answer(context: str, answer_text: str, answer_start: Any, where: str) -> int:
+    """The start of ``answer_text`` in ``context`` for an edit or a stored row: ``answer_start`` must point at it
+    (when missing, the first occurrence). Raises TaskDataError otherwise."""
+    if is_missing(answer_start):
+        found = occurrences(context, answer_text)
+        if not found:
+            raise TaskDataError(f"{where}: the answer {answer_text!r} does not occur in the context")
+        return found[0]
+    try:
+        start = int(answer_start)
+    except (TypeError, ValueError):
+        raise TaskDataError(f"{where}: answer_start {answer_start!r} is not a whole number") from None
+    found = context[start:start + len(answer_text)] if start >= 0 else ""
+    if found != answer_text:
+        raise TaskDataError(f"{where}: the answer {answer_text!r} is not at position {start} of the context "
+                            f"(found {found!r} there): select the answer in the context again")
+    return start
+
+
+def _unpack_answer(answer: str, start: str) -> tuple[str, str]:
+    """Accept Hugging Face style answers cells: {'text': [...], 'answer_start': [...]} or ["..."]."""
+    from core.tasks.base import cell
+    stripped = answer.strip()
+    if stripped[:1] not in ("{", "[") or not stripped.endswith(("}", "]")):
+        return answer, start
+    value = None
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(stripped)
+            break
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    if isinstance(value, dict) and isinstance(value.get("text"), list):
+        texts, starts = value["text"], value.get("answer_start") or []
+        if texts and isinstance(texts[0], str):
+            return texts[0], (cell(starts[0]) if starts and not start.strip() else start)
+        if not texts:
+            return "", ""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return (value[0] if value else ""), start
+    return answer, start
+
+
+def _parse_start(text: str) -> int | None:
+    """A non-negative whole number ("12", also "12.0" as spreadsheets write it), else None."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if math.isfinite(number) and number.is_integer() and number >= 0:
+        return int(number)
+    return None
+
+
+def _imported_answer(rows: Rows, pos: int, context: str, raw_answer: str, raw_start: str) -> tuple[str | None, int | None]:
+    """(answer_text, answer_start) of a file row after checking/fixing the offset; adds problems or warnings."""
+    raw_answer, raw_start = _unpack_answer(raw_answer, raw_start)
+    answer = raw_answer.strip()
+    start = None
+    start_text = raw_start.strip()
+    if start_text:
+        start = _parse_start(start_text)
+        if start is None:
+            rows.problem(pos, "answer_start", f"answer_start '{start_text}' is not a whole number ≥ 0 — write the "
+                                              "character offset of the answer in the context, or leave it empty to "
+                                              "have it found")
+            return answer, None
+        start += len(raw_answer) - len(raw_answer.lstrip())  # trimmed leading spaces move the answer right
+    if answer == "":
+        return "", None
+    if not context.strip():
+        return answer, start
+    if start is not None and context[start:start + len(answer)] == answer:
+        return answer, start
+    found = occurrences(context, answer)
+    if not found:
+        hint = ""
+        lowered = context.lower().find(answer.lower())
+        if lowered >= 0:
+            hint = f" (it does appear as '{context[lowered:lowered + len(answer)]}' — capitalisation differs)"
+        rows.problem(pos, "answer_text", f"'{short(answer)}' does not occur in the context{hint} — correct the answer "
+                                         "or the context")
+        return answer, None
+    if len(found) == 1:
+        if start is not None:
+            rows.warn(pos, "answer_start", f"answer_start {start} does not point at '{short(answer)}'; corrected to "
+                                           f"{found[0]}, the only place it occurs")
+        return answer, found[0]
+    shown = ", ".join(str(position) for position in found[:MAX_CANDIDATES_SHOWN])
+    more = f" (and {len(found) - MAX_CANDIDATES_SHOWN} more)" if len(found) > MAX_CANDIDATES_SHOWN else ""
+    if start is not None:
+        rows.problem(pos, "answer_start", f"answer_start {start} does not point at '{short(answer)}', which occurs "
+                                          f"{len(found)} times (at {shown}{more}) — set answer_start to the right one")
+        return answer, None
+    rows.warn(pos, "answer_start", f"'{short(answer)}' occurs {len(found)} times in the context (at {shown}{more}); "
+                                   "the first was used — add answer_start if another one is meant")
+    return answer, found[0]
+
+
+def split_by_context(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Hold out whole contexts so validation questions are about passages never seen in training."""
+    contexts = sorted({e["context"] for e in examples})
+    if len(contexts) < 2:
+        return examples, []
+    random.Random(seed).shuffle(contexts)
+    n_val = min(len(contexts) - 1, max(1, round(len(contexts) * fraction)))
+    held = set(contexts[:n_val])
+    return [e for e in examples if e["context"] not in held], [e for e in examples if e["context"] in held]
+
+
+def _question_id(row: dict, number: int) -> str:
+    return str(row["qid"]) if row.get("qid") not in (None, "") else f"q{number}"
+
+
+def to_squad_json(rows, title: str = "spanlab") -> dict:
+    """SQuAD v2.0 document: one article, one paragraph per distinct context (first-seen order).
+
+    Unanswerable questions (answer_text "") get ``is_impossible: true`` and no answers. Questions not yet annotated
+    (answer_text None) and the split are not representable in SQuAD and are left out.
+    """
+    paragraphs: dict[str, dict] = {}
+    for number, row in enumerate(_annotated(rows), start=1):
+        paragraph = paragraphs.setdefault(row["context"], {"context": row["context"], "qas": []})
+        answerable = row["answer_text"] != ""
+        paragraph["qas"].append({
+            "id": _question_id(row, number),
+            "question": row["question"],
+            "answers": [{"text": row["answer_text"], "answer_start": int(row["answer_start"])}] if answerable else [],
+            "is_impossible": not answerable,
+        })
+    return {"version": "v2.0", "data": [{"title": title, "paragraphs": list(paragraphs.values())}]}
+
+
+EXPORT_COLUMNS = ["qid", "context", "question", "answer_text", "answer_start", "split"]
+
+
+def _annotated(rows) -> list[dict]:
+    """QA rows that have an answer decision ("" = unanswerable); rows still to annotate (None) are left out."""
+    return [{column: row.get(column) for column in EXPORT_COLUMNS} for row in rows
+            if row.get("answer_text") is not None]
+
+
+class QuestionAnswering(Task):
+    name = "qa"
+    title = "Extractive question answering"
+    fields = {
+        "context": ["context", "passage", "paragraph", "document"],
+        "question": ["question", "query"],
+        "answer_text": ["answer_text", "answer", "answers", "answer text"],
+        "answer_start": ["answer_start", "start", "answer_start_char"],
+        "qid": ["id", "qid", "question_id"],
+        "split": SPLIT_FIELD,
+    }
+    required = ("context", "question")
+    stored = ("context", "question", "answer_text", "answer_start", "qid")
+    input_fields = ("question", "context")
+    done_field = "answer_text"
+    edit_field = "answer"
+    labeled_word = "answered"
+    default_lr = 3e-5
+    default_max_length = 384
+    default_epochs = 2.0
+    metric_for_best = "f1"
+    reads_in_windows = True
+    auto_model = "AutoModelForQuestionAnswering"
+    label_widget = "answer"
+    demo_widget = "answer"
+    prediction_key = "answers"
+    eval_metrics = [("eval/exact_match", "exact match"), ("eval/f1", "F1")]
+    headline = ("exact_match", "f1")
+    metric_scale = 100.0
+
+    # --- data -----------------------------------------------------------------------------------------
+    def validate(self, rows: Rows) -> None:
+        result = rows.result
+        n = len(rows.frame)
+        contexts = rows.column("context")
+        questions = rows.column("question", strip=True)
+        answers = rows.column("answer_text")
+        starts = rows.column("answer_start") or [""] * n
+        qids = rows.column("qid", strip=True) or [""] * n
+        splits, bad_split = rows.splits()
+        if answers is None:
+            rows.warn(None, "answer_text", f"no answer column found (accepted names: "
+                                           f"{quoted(self.fields['answer_text'])}) — questions are imported without "
+                                           "answers, ready to annotate")
+        seen_rows: dict[tuple, int] = {}
+        seen_qids: dict[str, int] = {}
+        unanswerable = 0
+        for pos in range(n):
+            line = rows.lines[pos]
+            before = len(result.problems)
+            context, question = contexts[pos], questions[pos]
+            if not context.strip():
+                rows.problem(pos, "context", "the context is empty — paste the passage or delete the row")
+            if not question:
+                rows.problem(pos, "question", "the question is empty — write the question or delete the row")
+            answer, start = None, None
+            if answers is not None:
+                answer, start = _imported_answer(rows, pos, context, answers[pos], starts[pos])
+                unanswerable += answer == ""
+            if len(result.problems) > before or bad_split[pos]:
+                continue
+            row = {"context": context, "question": question, "answer_text": answer, "answer_start": start}
+            if qids[pos]:
+                row["qid"] = qids[pos]
+                if qids[pos] in seen_qids:
+                    rows.warn(pos, "qid", f"id '{qids[pos]}' is also used on {rows.unit} {seen_qids[qids[pos]]} — "
+                                          "ids should be unique")
+                seen_qids.setdefault(qids[pos], line)
+            if splits[pos]:
+                row["split"] = splits[pos]
+            key = (context, question, answer, start, splits[pos])
+            if key in seen_rows:
+                rows.warn(pos, "question", f"this row repeats {rows.unit} {seen_rows[key]} exactly — it is kept; "
+                                           "delete it if it was not meant")
+            seen_rows.setdefault(key, line)
+            result.rows.append(row)
+        if unanswerable:
+            rows.warn(None, "answer_text", f"{unanswerable} question(s) have an empty answer and are imported as "
+                                           "unanswerable — fill in the answer where that is not intended")
+
+    def clean_row(self, row: dict, number: int) -> dict:
+        context = required_text(row, "context", number)
+        answer_text = None if is_missing(row.get("answer_text")) else str(row["answer_text"])
+        answer_start = None
+        if answer_text:
+            answer_start = check_answer(context, answer_text, row.get("answer_start"), f"row {number}")
+        return {"split": clean_split(row.get("split"), number), "context": context,
+                "question": required_text(row, "question", number), "answer_text": answer_text,
+                "answer_start": answer_start, "qid": optional_str(row.get("qid"))}
+
+    def edit_value(self, example):
+        get = example.get if isinstance(example, dict) else lambda key: getattr(example, key)
+        return {"answer_text": get("answer_text"), "answer_start": get("answer_start")}
+
+    def check_edit(self, example, value, labels):
+        value = value or {"answer_text": None, "answer_start": None}
+        answer_text, answer_start = value.get("answer_text"), value.get("answer_start")
+        if answer_text:
+            if answer_start is None:
+                raise TaskDataError(f"example {example.id}: give answer_start, where the answer begins in the context")
+            answer_start = check_answer(example.context or "", answer_text, answer_start, f"example {example.id}")
+        else:
+            answer_start = None
+        return {"answer_text": answer_text, "answer_start": answer_start}
+
+    def edit_columns(self, value):
+        return {"answer_text": value["answer_text"], "answer_start": value["answer_start"]}
+
+    @property
+    def exports(self) -> dict[str, ExportFormat]:
+        from core import exporting
+        return {
+            "csv": ExportFormat("csv", "CSV", ".csv", "text/csv",
+                                lambda rows, title: exporting.csv_bytes(rows, EXPORT_COLUMNS),
+                                "Opens in Excel (UTF-8 with BOM)"),
+            "jsonl": ExportFormat("jsonl", "JSON Lines", ".jsonl", "application/jsonl",
+                                  lambda rows, title: exporting.jsonl_bytes(rows, EXPORT_COLUMNS)),
+            "squad": ExportFormat("squad", "SQuAD JSON", ".squad.json", "application/json",
+                                  lambda rows, title: json.dumps(to_squad_json(rows, title), ensure_ascii=False,
+                                                                 indent=1).encode("utf-8"),
+                                  "SQuAD v2 format; questions not yet answered are left out"),
+        }
+
+    def hf_dataset(self, rows):
+        from datasets import Dataset, Features, List, Value
+        records = _annotated(rows)
+        features = Features({
+            "id": Value("string"), "context": Value("string"), "question": Value("string"),
+            "answers": {"text": List(Value("string")), "answer_start": List(Value("int32"))},
+            "split": Value("string"),
+        })
+        columns = {
+            "id": [_question_id(record, number) for number, record in enumerate(records, start=1)],
+            "context": [record["context"] for record in records],
+            "question": [record["question"] for record in records],
+            "answers": [{"text": [record["answer_text"]], "answer_start": [int(record["answer_start"])]}
+                        if record["answer_text"] else {"text": [], "answer_start": []} for record in records],
+            "split": [record["split"] for record in records],
+        }
+        return Dataset.from_dict(columns, features=features)
+
+    # --- training -------------------------------------------------------------------------------------
+    def split(self, pool, fraction, seed):
+        return split_by_context(pool, fraction, seed)
+
+    def run_settings(self, examples):
+        return {"version_2": any(e["answer_text"] == "" for e in examples)}
+
+    def encode(self, examples, tokenizer, settings, for_eval):
+        questions = [e["question"] for e in examples]
+        contexts = [e["context"] for e in examples]
+        if for_eval:
+            enc = prepare_eval_features(questions, contexts, tokenizer, settings["max_length"], settings["doc_stride"])
+        else:
+            enc = prepare_train_features(questions, contexts, [e["answer_text"] for e in examples],
+                                         [e["answer_start"] for e in examples], tokenizer, settings["max_length"],
+                                         settings["doc_stride"])
+        keys = list(enc.keys())
+        return [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
+
+    def outputs(self, model_output, lengths):
+        start = model_output.start_logits.float().cpu().numpy()
+        end = model_output.end_logits.float().cpu().numpy()
+        return [(start[i, :n], end[i, :n]) for i, n in enumerate(lengths)]
+
+    def decode(self, examples, features, outputs, settings, top_k, runners_up=0):
+        columns = {k: [f[k] for f in features] for k in ("example_index", "offset_mapping", "word_offsets")}
+        answers = postprocess_predictions(
+            [e["context"] for e in examples], columns, [o[0] for o in outputs], [o[1] for o in outputs],
+            max_answer_length=int(settings.get("max_answer_length") or 30),
+            version_2=bool(settings.get("version_2")),
+            null_score_diff_threshold=float(settings.get("null_score_threshold") or 0.0), top_k=top_k or 1,
+            runners_up=runners_up)
+        return [[{k: a[k] for k in ("answer", "start", "end", "score")} for a in per] for per in answers]
+
+    def score(self, examples, predictions, labels):
+        return squad_metrics([p[0]["answer"] if p else "" for p in predictions],
+                             [[e["answer_text"]] for e in examples])
+
+    def answers_in_bf16(self, settings) -> bool:
+        return not settings.get("version_2")  # the null-answer threshold compares scores exactly
+
+    def trim(self, ranked, top_k):
+        return ranked[:top_k or 1]
+
+    def is_close_call(self, ranked, top_k, margin) -> bool:
+        scores = [a["score"] for a in ranked[:top_k + 1]]
+        if any(score <= 0.0 for score in scores[:top_k]):
+            return True  # "no answer found" (score 0): let fp32 decide
+        logs = [math.log(score) if score > 0.0 else -math.inf for score in scores]
+        return any(a - b < margin for a, b in zip(logs, logs[1:]))
+
+    def certainty(self, prediction) -> float:
+        return float(prediction[0]["score"]) if prediction else 0.0
+
+    def suggestion(self, prediction) -> dict:
+        best = prediction[0] if prediction else {"answer": "", "start": -1, "end": -1, "score": 0.0}
+        value = {"answer_text": best["answer"], "answer_start": best["start"] if best["start"] >= 0 else None}
+        return {"label": best["answer"], "value": value, "score": best["score"]}
+
+    def prediction_record(self, example, prediction) -> dict:
+        return {"question": example["question"], "answers": prediction}
+
+
+TASK = QuestionAnswering()
