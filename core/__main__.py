@@ -1,6 +1,6 @@
 """Headless command line: everything the web app does, scriptable.
 
-    python -m core import FILE --task classification [--name N] [--map text=Review ...] [--json]
+    python -m core import FILE --task classification|qa|ner [--name N] [--map text=Review ...] [--json]
     python -m core datasets | export NAME --format csv --out F | delete-dataset NAME
     python -m core train --dataset NAME --model builtin-minilm [--epochs ... --device cuda] [--json]
     python -m core evaluate RUN --dataset NAME | predict RUN --text T | predict RUN --question Q --context C
@@ -200,9 +200,9 @@ def cmd_predict(args) -> dict:
             raise UserError(f"{args.file}: no rows to predict. " + result.summary())
         predictions = predictor.predict_examples(result.rows, top_k=args.top_k)
         out = [task.prediction_record(row, prediction) for row, prediction in zip(result.rows, predictions)]
-        if args.out:
-            import pandas as pd
-            pd.DataFrame(out).to_csv(args.out, index=False)
+        if args.out:  # lists (answers, entities) as JSON cells; cells a spreadsheet would run as formulas neutralised
+            from core.exporting import csv_bytes
+            Path(args.out).write_bytes(csv_bytes(out, list(dict.fromkeys(key for record in out for key in record))))
         return {"run": args.run, "predictions": out if not args.out else len(out), "out": args.out}
     values = [getattr(args, name, None) for name in task.input_fields]
     if any(value is None for value in values):

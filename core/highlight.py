@@ -138,3 +138,47 @@ def highlight_html(text: str, spans: Iterable = (), active: int | None = None, *
 def big_text_html(text: str) -> str:
     """One short piece of user text (e.g. a predicted label) as a large heading, escaped."""
     return f'<div class="spanlab-big">{escape_text(text)}</div>'
+
+
+ENTITY_CSS = """<style>
+.spanlab-text mark.spanlab-entity { color: #111; padding: 0.05em 0.3em; margin: 0 0.1em; border-radius: 0.35em;
+  line-height: 2.1; box-decoration-break: clone; -webkit-box-decoration-break: clone; }
+.spanlab-entity .spanlab-type { font-size: 0.62em; font-weight: 700; letter-spacing: 0.04em; margin-left: 0.4em;
+  vertical-align: middle; text-transform: uppercase; opacity: 0.8; }
+.spanlab-legend { display: flex; flex-wrap: wrap; gap: 0.4em; margin: 0.3em 0 0.6em; }
+.spanlab-legend span { color: #111; padding: 0.1em 0.6em; border-radius: 0.35em; font-size: 0.9rem; }
+</style>"""
+
+
+def _safe_colour(colour: str) -> str:
+    """A CSS colour from SpanLab's own palette (#rrggbb or hsl(...)); anything else becomes a neutral grey."""
+    import re
+    ok = re.fullmatch(r"#[0-9a-fA-F]{3,8}|hsl\(\s*[\d.]+\s*,\s*[\d.]+%\s*,\s*[\d.]+%\s*\)", str(colour))
+    return colour if ok else "#dddddd"
+
+
+def entities_html(text: str, entities: Iterable[Mapping], colors: Mapping[str, str], *, large: bool = False) -> str:
+    """``text`` with each entity marked in its type's colour and its type written after it (as displaCy draws
+    entities), everything escaped; ``entities`` are {start, end, label} dicts (overlapping ones are clipped)."""
+    text = "" if text is None else str(text)
+    entities = list(entities or [])
+    out, cursor = [], 0
+    for start, end, index in layout_spans(len(text), entities):
+        label = str(entities[index].get("label", ""))
+        out.append(escape_text(text[cursor:start]))
+        score = entities[index].get("score")
+        title = f' title="{escape_text(label)} · {float(score):.0%}"' if isinstance(score, (int, float)) else ""
+        out.append(f'<mark class="spanlab-entity" style="background: {_safe_colour(colors.get(label, ""))}"'
+                   f'{title}>{escape_text(text[start:end])}<span class="spanlab-type">{escape_text(label)}</span>'
+                   "</mark>")
+        cursor = end
+    out.append(escape_text(text[cursor:]))
+    classes = WRAPPER_CLASS + (f" {LARGE_CLASS}" if large else "")
+    return f'<div class="{classes}">{"".join(out)}</div>'
+
+
+def legend_html(colors: Mapping[str, str]) -> str:
+    """One coloured chip per entity type, escaped."""
+    chips = "".join(f'<span style="background: {_safe_colour(colour)}">{escape_text(label)}</span>'
+                    for label, colour in colors.items())
+    return f'<div class="spanlab-legend">{chips}</div>'

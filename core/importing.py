@@ -78,6 +78,12 @@ def read_table(source: Any, filename: str | None = None, task: str | None = None
     else:
         frame = _read_delimited(text, label, prefer_tab=suffix in (".tsv", ".tab"))
     if frame.empty:
+        problems = frame.attrs.get("problems") or []
+        if problems:
+            line, _, message = problems[0]
+            more = f" ({len(problems) - 1} more problem(s) like it)" if len(problems) > 1 else ""
+            where = f"line {line} of {label}" if line is not None else label
+            raise ImportFailed(f"{where}: {message}{more}")
         raise ImportFailed(f"{label} has no data rows — add at least one row below the header")
     return frame
 

@@ -52,12 +52,16 @@ def _checked(dataset: Dataset, example: Example | None, field: str, value: Any):
     """``value`` for an edit of ``field`` on an example of ``dataset``, as the dataset's task accepts it."""
     task = _task_of(dataset)
     if task.edit_field != field:
-        raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: edit {task.edit_field}s, "
-                               f"not {field}s")
+        raise InvalidEditError(f"dataset {dataset.name!r} is a {dataset.task} dataset: edit {_plural(task.edit_field)}, "
+                               f"not {_plural(field)}")
     try:
         return task.check_edit(example, value, list(dataset.labels or []))
     except TaskDataError as error:
         raise InvalidEditError(f"{error} (dataset {dataset.name!r})") from None
+
+
+def _plural(field: str) -> str:
+    return field if field.endswith("s") else field + "s"
 
 
 def _apply(session: Session, example: Example, dataset: Dataset, value: Any, actor: str, undone: bool = False) -> Any:

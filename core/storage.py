@@ -463,8 +463,8 @@ def examples_frame(ref: int | str) -> pd.DataFrame:
 
 # --- Labeling and runs: implemented in core/runs_store.py (which imports this module), served from here ---
 
-LABELING_API = ("set_label", "set_labels_bulk", "set_answer", "add_label", "rename_label", "undo_last",
-                "label_history")
+LABELING_API = ("edit_example", "set_label", "set_labels_bulk", "set_answer", "set_spans", "add_label", "rename_label",
+                "undo_last", "label_history")
 RUNS_API = ("create_run", "update_run", "add_metric_points", "get_run", "list_runs", "metric_frame",
             "delete_run", "mark_interrupted")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from core import charts, config, storage
-from core.highlight import HIGHLIGHT_CSS, big_text_html, escape_text, highlight_html
+from core.highlight import (ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, escape_text, highlight_html,
+                            legend_html)
 
 TOP_K = 5
 EXAMPLE_LIMIT = 200
@@ -180,7 +181,35 @@ _run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids
                        format_func=lambda rid: charts.run_label(_by_id[rid]),
                        help="Finished runs that saved a model.")
 _run = _by_id[_run_id]
-WIDGETS = {"probabilities": _classification, "answer": _qa}  # what each task's demo_widget names
+def _entities(run: dict, predictor) -> None:
+    from pages.span_picker import label_colors
+    examples = _examples(config.database_url(), run.get("dataset_name"), "text")
+    _example_picker(examples, "demo_entities_text", "Example text", run["id"])
+    text = st.text_area("Text", key="demo_entities_text", height=160,
+                        placeholder="Type or paste a text to find its entities…",
+                        help="Any length: long texts are read in overlapping windows.")
+    if st.button("Find entities", type="primary", key="demo_find_entities", icon="🔎"):
+        if not text.strip():
+            st.warning("Type a text first.")
+        else:
+            found = _predict(predictor.predict, text)
+            if found is not None:
+                st.session_state["demo_entities"] = {"run": run["id"], "text": text, "entities": list(found)}
+    result = st.session_state.get("demo_entities")
+    if not result or result["run"] != run["id"]:
+        return
+    colors = label_colors(predictor.labels)
+    entities = result["entities"]
+    st.html(HIGHLIGHT_CSS + ENTITY_CSS + legend_html(colors))
+    st.html(HIGHLIGHT_CSS + ENTITY_CSS + entities_html(result["text"], entities, colors, large=True))
+    if not entities:
+        st.caption("The model finds no entities in this text.")
+    else:
+        st.caption(f"{len(entities)} entit{'y' if len(entities) == 1 else 'ies'} · hover one to see how sure the "
+                   "model is")
+
+
+WIDGETS = {"probabilities": _classification, "answer": _qa, "entities": _entities}  # each task's demo_widget
 _predictor = _load_predictor(_run_id)
 if _predictor is not None:
     WIDGETS[_predictor.task.demo_widget](_run, _predictor)

@@ -159,7 +159,7 @@ def _run_name(run: dict) -> str:
 
 def suggestions_for(run_id: int, dataset: dict, examples: list[dict]) -> dict[int, dict] | None:
     """{example id: {label, score}} from the run's model, cached per browser tab by run and dataset texts."""
-    key = (run_id, dataset["id"], hash(tuple((example["id"], example["text"]) for example in examples)))
+    key = (run_id, dataset["id"], hash(tuple((example["id"], example.get("text")) for example in examples)))
     cached = st.session_state.get("suggestions")
     if cached and cached["key"] == key:
         return cached["by_id"]
@@ -170,7 +170,7 @@ def suggestions_for(run_id: int, dataset: dict, examples: list[dict]) -> dict[in
     except Exception as error:  # a broken or missing model folder: say so, keep labeling possible
         st.error(f"No suggestions from run #{run_id}: {error}")
         return None
-    by_id = {item["id"]: {"label": item["label"], "score": item["score"]} for item in predictions}
+    by_id = {item["id"]: item for item in predictions}
     st.session_state["suggestions"] = {"key": key, "by_id": by_id}
     return by_id
 
@@ -327,8 +327,8 @@ def _bulk_section(dataset: dict, filtered_ids: list[int]) -> None:
                   on_click=_bulk_assign, args=(filtered_ids, label))
 
 
-def label_manager(dataset: dict) -> None:
-    with st.expander(f"Labels: {', '.join(dataset['labels']) or 'none yet'}"):
+def label_manager(dataset: dict, title: str = "Labels") -> None:
+    with st.expander(f"{title}: {', '.join(dataset['labels']) or 'none yet'}"):
         columns = st.columns([2, 1])
         columns[0].text_input("New label", key="new_label", placeholder="e.g. refund")
         columns[1].button("Add label", key="add_label", on_click=_add_label, args=(dataset["id"],))
@@ -397,7 +397,59 @@ def answer_view(dataset: dict, examples: list[dict]) -> None:
     qa_view(dataset, examples)
 
 
-WIDGETS = {"choice": choice_view, "answer": answer_view}  # what each task's label_widget names
+def _save_spans(dataset: dict, example: dict, next_id: int | None, total: int, suggested: bool, event: dict) -> None:
+    """The span picker's event: save the example's entities (at the version shown), or move to another example.
+    A refused save raises ValueError, which the picker shows in place of "Saved"."""
+    if event["action"] == "navigate":
+        ordered_ids = st.session_state.get("span_order") or []
+        _move(dataset["id"], annotation.step([{"id": i} for i in ordered_ids], example["id"], event["delta"]))
+        return
+    try:
+        storage.set_spans(example["id"], event["spans"], example["version"],
+                          actor="suggestion" if suggested else "user")
+    except storage.StaleEditError:
+        message = _stale_message(example, "entities")
+        flash(PAGE, "error", message)
+        raise ValueError(message) from None
+    except storage.StorageError as error:
+        raise ValueError(f"Not saved: {error}") from None
+    count = len(event["spans"])
+    _after_save(dataset["id"], example, next_id, total, dataset["task"],
+                f"{count} entit{'y' if count == 1 else 'ies'}" if count else "no entities")
+
+
+def spans_view(dataset: dict, examples: list[dict]) -> None:
+    """Mark entities: drag across words (or use the keyboard), press 1-9 for the type; a finished model's entities
+    come pre-marked as suggestions to accept (Enter), fix or reject, least certain sentences first if asked."""
+    from core.tasks.ner import words_of
+    from pages.span_picker import span_picker
+    _forget_grid()
+    if not dataset["labels"]:
+        st.warning("This dataset has no entity types yet — add the first one under 'Entity types' below.")
+    suggestions, order = suggestion_controls(dataset, examples)
+    ordered = annotation.order_examples(examples, suggestions, order)
+    st.session_state["span_order"] = [item["id"] for item in ordered]
+    example = _current(dataset, ordered)
+    next_id = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
+    saved = example["spans"]
+    suggestion = (suggestions or {}).get(example["id"])
+    suggested = saved is None and suggestion is not None
+    spans = saved if saved is not None else (suggestion["value"] if suggested else [])
+    status = ("not labeled yet" if saved is None else
+              f"saved: {len(saved)} entit{'y' if len(saved) == 1 else 'ies'}" if saved else "saved: no entities")
+    if suggested:
+        status += f" · model suggestion shown ({suggestion['score']:.0%} sure of its least certain word)"
+    _position_caption(ordered, example, status)
+    span_picker(example["text"], words_of(example, spans), spans, dataset["labels"],
+                doc_id=f"{example['id']}:{example['version']}:{int(suggested)}", key=f"spans:{dataset['id']}",
+                suggested=suggested,
+                on_event=lambda event: _save_spans(dataset, example, next_id, len(examples), suggested, event))
+    st.caption("Drag across words (or ←/→, Shift+→) and press 1–9 to mark an entity; click one to retype or remove "
+               "it; u undoes; Enter saves and moves on (saving none means 'no entities here').")
+    label_manager(dataset, "Entity types")
+
+
+WIDGETS = {"choice": choice_view, "answer": answer_view, "spans": spans_view}  # what each task's label_widget names
 
 
 def history_section(dataset: dict) -> None:

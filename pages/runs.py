@@ -84,13 +84,16 @@ def _final_metrics(run: dict) -> None:
         return
     for column, (title, value) in zip(st.columns(4), shown):
         column.metric(title, value)
+    table = charts.per_class_table(metrics)
+    number_format = {name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")}
     if metrics.get("confusion_matrix"):
         left, right = st.columns([3, 2])
         left.plotly_chart(charts.confusion_figure(metrics["confusion_matrix"], metrics.get("labels") or []),
                           key=f"runs_confusion_{run['id']}")
-        right.dataframe(charts.per_class_table(metrics), hide_index=True, width="stretch",
-                        column_config={name: st.column_config.NumberColumn(format="%.3f")
-                                       for name in ("precision", "recall", "f1")})
+        right.dataframe(table, hide_index=True, width="stretch", column_config=number_format)
+    elif not table.empty:
+        st.caption("Per type (entity-level, counted as seqeval/conlleval count entities)")
+        st.dataframe(table, hide_index=True, width="stretch", column_config=number_format)
     if metrics.get("examples") or run.get("params", {}).get("n_validation"):
         st.caption(f"Validation examples: {metrics.get('examples') or run['params'].get('n_validation')}.")
 

@@ -133,3 +133,24 @@ def test_classification_shows_label_and_probabilities(runs):
     assert any(f">{scores[0]['label']}</div>" in h.value for h in at.html)
     [chart] = at.get("plotly_chart")
     assert '"orientation":"h"' in chart.proto.spec.replace(" ", "")
+
+
+def test_entities_are_highlighted_by_type_with_a_legend_and_escaped(tmp_path, monkeypatch, tiny_model_dir):
+    from tests.test_tasks_ner import toy_rows
+    monkeypatch.setenv("SPANLAB_HOME", str(tmp_path / "ner-home"))
+    storage.create_dataset("toy", "ner", toy_rows())
+    run_id = train("toy", tiny_model_dir, learning_rate=1e-3)
+    at = open_run(run_id)
+    assert at.text_area(key="demo_entities_text").value == toy_rows()[0]["text"]  # an example from the dataset
+    text = "bob founded globex in paris . <img src=x onerror=alert(1)>"
+    at.text_area(key="demo_entities_text").set_value(text).run()
+    at.button(key="demo_find_entities").click().run()
+    assert not at.exception, at.exception
+    shown = " ".join(element.proto.body for element in at.get("html"))
+    marks = re.findall(r'<mark class="spanlab-entity" style="background: ([^"]+)"[^>]*>(.*?)<span class="spanlab-type">'
+                       r'(.*?)</span></mark>', shown)
+    assert [(html.unescape(entity), kind) for _, entity, kind in marks][:3] == [("bob", "PER"), ("globex", "ORG"),
+                                                                              ("paris", "LOC")]
+    assert len({colour for colour, _, _ in marks[:3]}) == 3  # one colour per type
+    assert 'class="spanlab-legend"' in shown and all(f">{kind}</span>" in shown for kind in ("LOC", "ORG", "PER"))
+    assert "<img" not in shown and "onerror=alert(1)&gt;" in shown, shown[-900:]

@@ -196,3 +196,40 @@ def test_grid_pages_large_datasets(spanlab_home):
     assert at.data_editor[0].value["text"].tolist() == ["ticket number 500"]
     at.selectbox(key="grid_show").select("unlabeled only").run()  # 251 rows: one page, back to page 1
     assert len(at.data_editor[0].value) == 251 and not at.number_input
+
+
+def _picker(at: AppTest) -> dict:
+    """What the span picker component was given (AppTest cannot click inside it; the browser test does)."""
+    import json
+    return json.loads(at.get("bidi_component")[0].proto.json)
+
+
+def test_entity_labeling_shows_the_picker_on_the_first_unlabeled_text_with_model_suggestions(spanlab_home,
+                                                                                            tiny_model_dir):
+    from core.training import TrainConfig, execute_run
+    from tests.test_tasks_ner import toy_rows
+    rows = toy_rows()
+    for row in rows[1:3]:
+        row["spans"] = None  # not labeled yet
+    storage.create_dataset("toy", "ner", rows)
+    at = open_app("pages/label.py")
+    assert _progress(at) == "6 of 8 labeled"
+    shown = _picker(at)
+    second = storage.load_examples("toy")[1]
+    assert (shown["text"], shown["spans"], shown["suggested"]) == (second["text"], [], False)
+    assert shown["labels"] == ["LOC", "ORG", "PER"] and len(set(shown["colors"].values())) == 3
+    assert shown["doc_id"] == f"{second['id']}:{second['version']}:0"
+    assert [second["text"][s:e] for s, e in shown["words"]] == second["text"].split()
+
+    cfg = TrainConfig(dataset="toy", model=str(tiny_model_dir), learning_rate=1e-3, batch_size=4, device="cpu")
+    run_id = storage.create_run("toy", "ner", cfg.model, cfg.to_params())
+    execute_run(run_id)
+    assert storage.get_run(run_id)["status"] == "completed", storage.get_run(run_id)["error"]
+    at.run()
+    at.toggle(key="suggest").set_value(True).run()
+    assert not at.exception, at.exception
+    at.radio(key="label_order").set_value("least confident first").run()
+    shown = _picker(at)
+    assert shown["suggested"] and shown["doc_id"].endswith(":1")
+    assert all(set(span) >= {"start", "end", "label"} for span in shown["spans"])
+    assert any("model suggestion shown" in caption.value for caption in at.caption)

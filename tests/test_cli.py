@@ -106,6 +106,49 @@ def test_qa_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
     assert json.loads(squad.read_text())["data"]
 
 
+def test_ner_journey(spanlab_home, tiny_model_dir, tmp_path, capsys):
+    from tests.test_tasks_ner import toy_rows
+    from core.tasks.ner_io import to_conll
+    data = tmp_path / "toy.conll"
+    data.write_text(to_conll(toy_rows()), encoding="utf-8")
+    code, out, _ = cli(capsys, "import", str(data), "--task", "ner")
+    assert code == 0 and out["dataset"] == "toy" and out["rows"] == 8 and out["labels"] == ["LOC", "ORG", "PER"]
+    code, out, err = cli(capsys, "train", "--dataset", "toy", "--eval-dataset", "toy", "--model", str(tiny_model_dir),
+                         "--lr", "1e-3", "--batch-size", "4", "--device", "cpu", "--no-progress", "--eval-every", "20")
+    assert code == 0 and out["status"] == "completed", err
+    assert out["metrics"]["f1"] >= 0.9 and 0 <= out["metrics"]["precision"] <= 1 and 0 <= out["metrics"]["recall"] <= 1
+    run = out["run"]
+    code, out, _ = cli(capsys, "evaluate", str(run), "--dataset", "toy")
+    metrics = out["metrics"]
+    assert metrics["f1"] >= 0.9 and set(metrics["per_class"]) == {"LOC", "ORG", "PER"}
+    assert metrics["per_class"]["PER"]["support"] == 7 and metrics["examples"] == 8
+    text = "bob founded globex in paris . 🙂 — 東京 café ."
+    code, out, _ = cli(capsys, "predict", str(run), "--text", text)
+    found = out["entities"]
+    assert code == 0 and [(e["text"], e["label"]) for e in found][:3] == [("bob", "PER"), ("globex", "ORG"),
+                                                                           ("paris", "LOC")]
+    assert all(set(e) == {"text", "label", "start", "end", "score"} and text[e["start"]:e["end"]] == e["text"]
+               for e in found)
+    texts = write_csv(tmp_path / "texts.csv", [{"text": "alice founded acme ."}, {"text": "=HYPERLINK(\"x\") acme"}],
+                      ["text"])
+    predictions = tmp_path / "predictions.csv"
+    code, out, _ = cli(capsys, "predict", str(run), "--file", str(texts), "--out", str(predictions))
+    assert code == 0 and out["predictions"] == 2
+    rows = list(csv.DictReader(predictions.read_text(encoding="utf-8-sig").splitlines()))
+    assert [e["text"] for e in json.loads(rows[0]["entities"])][:2] == ["alice", "acme"]
+    assert rows[1]["text"].startswith("'=HYPERLINK")  # a spreadsheet shows it, does not run it
+    for file_format in ("conll", "jsonl"):
+        exported = tmp_path / f"toy-out.{file_format}"
+        code, out, _ = cli(capsys, "export", "toy", "--format", file_format, "--out", str(exported))
+        assert code == 0 and out["rows"] == 8
+        code, out, _ = cli(capsys, "import", str(exported), "--task", "ner", "--name", f"again-{file_format}")
+        assert code == 0 and out["rows"] == 8 and out["labels"] == ["LOC", "ORG", "PER"]
+    code, out, err = cli(capsys, "export", "toy", "--format", "squad", "--out", str(tmp_path / "x.json"))
+    assert code == 2 and "export it as csv, jsonl, conll" in err
+    code, out, err = cli(capsys, "predict", str(run), "--question", "who?")
+    assert code == 2 and '--text "..."' in err
+
+
 def test_bad_import_names_the_row_and_writes_nothing(spanlab_home, tmp_path, capsys):
     rows = qa_rows()
     rows[3] = {**rows[3], "answer_text": "zürich"}  # not in its context

@@ -11,63 +11,27 @@ Needs /usr/bin/chromium (scripts/test.sh installs it); skipped without it.
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser import (ROOT, TIMEOUT_MS, VIEWPORT, browser_context, drag, needs_chromium, new_tab,
+                           streamlit_server)
 from tests.conftest import QA_CONTEXTS, make_tiny_model, qa_rows
 
-ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-VIEWPORT = {"width": 1280, "height": 900}
-TIMEOUT_MS = 30_000            # any single wait for the page
 TRAINING_TIMEOUT_MS = 120_000  # the whole training run
 DATASET = "founders"
 ANSWER_LABEL = "Answer — type or paste it exactly as it appears in the context"
 XSS = "<img src=x onerror=alert(1)>"
 STEPS = 1000  # training steps: long enough to watch the chart grow on a fast idle machine too (~10 s here)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM} "
-                                                     "(bash scripts/test.sh installs it: apt-get install chromium)"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 # ------------------------------------------------------------------------------------------------ the server
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with code {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"streamlit did not answer {url}/_stcore/health within {timeout:.0f} s:\n"
-                f"{log.read_text(errors='replace')}")
-
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
@@ -79,53 +43,24 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, artifacts):
     """``streamlit run app.py`` on a free loopback port with its own SPANLAB_HOME; yields its base URL."""
-    home = tmp_path_factory.mktemp("e2e-home")
-    port = _free_port()
-    env = {**os.environ, "SPANLAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": "1"}  # a tiny model trains fastest on one thread when the cores are shared
-    env.pop("DATABASE_URL", None)
-    log = artifacts / "server.log"
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log)
+    # a tiny model trains fastest on one thread when the cores are shared
+    with streamlit_server("app.py", tmp_path_factory.mktemp("e2e-home"), artifacts / "server.log",
+                          OMP_NUM_THREADS="1") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
 def page(server, tmp_path_factory):
     """A fresh headless chromium tab (own profile) on the app. Dialogs (an injected alert()) are dismissed and
     their messages kept in ``tab.dialogs`` for the test to check."""
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT)
+    with browser_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        tab = new_tab(context)
+        tab.goto(server)
+        yield tab
         try:
-            tab = context.pages[0] if context.pages else context.new_page()
-            tab.set_default_timeout(TIMEOUT_MS)
-            tab.dialogs = []
-            tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
-            tab.goto(server)
-            yield tab
-            try:
-                tab.screenshot(path=str(ARTIFACTS / "99-last.png"))  # where a failed journey stopped
-            except Exception as error:  # noqa: BLE001 — only a debugging aid
-                print(f"no last screenshot: {error}")
-        finally:
-            context.close()
+            tab.screenshot(path=str(ARTIFACTS / "99-last.png"))  # where a failed journey stopped
+        except Exception as error:  # noqa: BLE001 — only a debugging aid
+            print(f"no last screenshot: {error}")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -176,9 +111,25 @@ def go_to(page, title: str) -> None:
 
 
 def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
-    page.get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Pick ``option`` in the selectbox labelled ``label``, as a keyboard user does: open it, type the option,
+    press Enter (a click on the option fails when its list opens below the bottom of the window)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+    box = page.get_by_label(label, exact=True)
+    for attempt in range(4):  # a click that lands while Streamlit redraws the page can be lost: open it again
+        box.scroll_into_view_if_needed()
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).wait_for(state="attached", timeout=5000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
+            settle(page)
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+    expect(box).to_have_value(option)
     settle(page)
 
 
@@ -360,3 +311,135 @@ def test_first_five_minutes_in_a_browser(page, tmp_path):
     assert shown.locator("img").count() == 0
     assert page.dialogs == []
     screenshot(page, "05-demo-escaped.png")
+
+
+# ------------------------------------------------------------------------------------------------ entity spans
+
+F1_POINTS_JS = """() => {
+    for (const plot of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
+        const f1 = (plot._fullData || []).find(trace => trace.name === 'F1');
+        if (f1) return f1._length ?? f1.x.length;
+    }
+    return 0;
+}"""
+NER_DATASET = "toy"
+NER_EPOCHS = 100  # 8 texts in batches of 4: 200 steps, about 2-5 s here
+
+
+def write_entities_jsonl(path: Path) -> Path:
+    """The toy entity texts as span JSONL (Prodigy's layout); two arrive unlabeled ("spans": null)."""
+    import json
+    from tests.test_tasks_ner import toy_rows
+    rows = toy_rows()
+    rows[1]["spans"] = rows[6]["spans"] = None
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_entity_spans_in_a_browser(page, tmp_path):
+    """Upload span JSONL, mark entities by dragging across words, train while entity F1 fills in, see per-type
+    scores, demo highlighted entities, export CoNLL."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    model_dir = make_tiny_model(tmp_path / "tiny-bert")
+
+    # 1. Data: the task is recognised from the file (a spans column), the types are listed; import.
+    go_to(page, "Data")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        str(write_entities_jsonl(tmp_path / f"{NER_DATASET}.jsonl")))
+    expect(page.get_by_role("radio", name="Entity spans (NER)")).to_be_checked()
+    page.get_by_text("No problems: 8 rows ready to import. Labels: LOC, ORG, PER.").wait_for()
+    settle(page)
+    no_exception(page)
+    button(page, f"Import 8 rows as dataset {NER_DATASET}").click()
+    page.get_by_text(f"Imported 8 rows as dataset '{NER_DATASET}'.").wait_for()
+
+    # 2. Label: the first unlabeled text in the span picker; drag across a word, press its type's number.
+    go_to(page, "Label")
+    page.get_by_text("6 of 8 labeled").wait_for()
+    picker = page.locator(".spanpicker")
+    text = "bob founded globex in london ."
+    expect(picker.locator(".box")).to_have_text(text)
+    words = text.split()
+
+    def word(w: str):
+        return picker.locator(f'.w[data-i="{words.index(w)}"]')
+
+    drag(page, word("bob"), word("bob"))
+    page.keyboard.press("3")  # PER (types in order: 1 LOC, 2 ORG, 3 PER)
+    drag(page, word("globex"), word("globex"))  # PER is active now: the selection becomes PER at once...
+    page.keyboard.press("2")  # ...and a number right after retypes it
+    drag(page, word("in"), word("london"))  # two words...
+    page.keyboard.press("1")
+    expect(picker.locator(".tag")).to_have_text(["PER", "ORG", "LOC"])
+    word("in").click()  # ...too many: click the entity, remove it, mark only "london"
+    picker.get_by_role("button", name="Remove entity").click()
+    drag(page, word("london"), word("london"))
+    page.keyboard.press("1")
+    expect(picker.locator(".tag")).to_have_text(["PER", "ORG", "LOC"])
+    settle(page)
+    screenshot(page, "06-label-entities.png")
+    page.keyboard.press("Enter")
+    page.get_by_text("7 of 8 labeled").wait_for()
+    expect(picker.locator(".box")).to_have_text("the food was good .")
+    page.keyboard.press("Enter")  # nothing to mark: saved as "no entities"
+    page.get_by_text("All 8 examples are labeled").wait_for()
+    settle(page)
+    no_exception(page)
+
+    # 3. Train: entity F1 fills in on the validation chart while it runs.
+    go_to(page, "Train")
+    choose(page, "Dataset", f"{NER_DATASET} — ner, 8 of 8 rows labeled")
+    choose(page, "Model", "A model folder on this machine")
+    folder = page.get_by_label("Model folder", exact=True)
+    folder.fill(str(model_dir))
+    folder.press("Enter")
+    page.get_by_text("Available offline").wait_for()
+    set_number(page, "Epochs", NER_EPOCHS)
+    set_number(page, "Learning rate", 0.001)
+    set_number(page, "Batch size", 4)
+    choose(page, "Device", "cpu")
+    choose(page, "Evaluation dataset", NER_DATASET)
+    page.get_by_text("Advanced", exact=True).click()
+    set_number(page, "Evaluate every (steps)", 20)
+    set_number(page, "Early-stopping patience", 100)
+    button(page, "Start training").click()
+    page.wait_for_function(f"() => ({F1_POINTS_JS})() > 0", timeout=TRAINING_TIMEOUT_MS, polling=100)
+    page.get_by_role("heading", name=re.compile(rf"Run #\d+ · {NER_DATASET} · tiny-bert")).wait_for()
+    page.get_by_text(re.compile(r"Run #\d+ completed in")).wait_for(timeout=TRAINING_TIMEOUT_MS)
+    settle(page)
+    no_exception(page)
+    page.wait_for_function(f"() => ({F1_POINTS_JS})() >= 5", timeout=TIMEOUT_MS, polling=100)  # the final charts
+    screenshot(page, "07-train-entities.png")
+
+    # 4. Runs: precision, recall, F1 and the per-type table.
+    go_to(page, "Runs")
+    page.get_by_text(re.compile(rf"#\d+ {NER_DATASET} · tiny-bert — completed")).wait_for()
+    page.get_by_text("Per type (entity-level").wait_for()
+    for heading in ("precision", "recall", "F1"):
+        expect(page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^{heading}$"))).to_be_visible()
+
+    # 5. Demo: the entities of a new text, one colour per type, with a legend; user text stays text.
+    go_to(page, "Demo")
+    box = page.get_by_label("Text", exact=True)
+    expect(box).to_have_value(re.compile(r"^alice founded acme in paris \.$"))
+    box.fill(f"carol founded initech in berlin . {XSS}")
+    box.press("Control+Enter")
+    settle(page)
+    button(page, "Find entities").click()
+    marks = page.locator("mark.spanlab-entity")
+    expect(marks.first).to_be_visible()
+    expect(page.locator(".spanlab-legend span")).to_have_text(["LOC", "ORG", "PER"])
+    assert page.locator('[data-testid="stMain"] img[src="x"]').count() == 0 and page.dialogs == []
+    settle(page)
+    screenshot(page, "08-demo-entities.png")
+
+    # 6. Data: export the labeled texts as CoNLL; the file holds the marked entities, tokens and IOB2 tags.
+    go_to(page, "Data")
+    choose(page, "Dataset to download or delete", NER_DATASET)
+    with page.expect_download() as download:
+        button(page, "Download CoNLL (IOB2)").click()
+    conll = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "bob\tB-PER\nfounded\tO\nglobex\tB-ORG\nin\tO\nlondon\tB-LOC\n.\tO\n" in conll
+    assert "the\tO\nfood\tO\nwas\tO\ngood\tO\n.\tO\n" in conll

@@ -126,4 +126,4 @@ def test_hf_dataset_qa():
 
 def test_unknown_task_rejected():
     with pytest.raises(ValueError, match="unknown task"):
-        to_csv_bytes([], "ner")
+        to_csv_bytes([], "translation")

@@ -191,7 +191,7 @@ def test_detect_mapping_prefers_exact_answer_text_column():
 
 def test_detect_mapping_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
-        detect_mapping(["text"], "ner")
+        detect_mapping(["text"], "translation")
 
 
 def test_explicit_mapping_overrides_detection():

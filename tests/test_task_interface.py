@@ -60,6 +60,6 @@ def test_every_widget_a_task_names_is_drawn_by_its_page():
 
 
 def test_unknown_task_names_are_refused_with_the_known_ones():
-    with pytest.raises(ValueError, match="unknown task 'translation': use one of classification, qa"):
+    with pytest.raises(ValueError, match="unknown task 'translation': use one of classification, qa, ner"):
         tasks.get("translation")
     assert tasks.get(tasks.ALL[0]) is tasks.ALL[0]

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from core.tasks.base import Task, TaskDataError
 from core.tasks.classification import TASK as CLASSIFICATION
+from core.tasks.ner import TASK as NER
 from core.tasks.qa import TASK as QA
 
-ALL: tuple[Task, ...] = (CLASSIFICATION, QA)
+ALL: tuple[Task, ...] = (CLASSIFICATION, QA, NER)
 NAMES: tuple[str, ...] = tuple(task.name for task in ALL)
 _BY_NAME = {task.name: task for task in ALL}
 
