@@ -80,11 +80,14 @@ class TrainConfig:
     device: str = setting("auto", "auto (the GPU when PyTorch sees one), cpu, cuda, cuda:N or mps")
     precision: str = setting("auto", "auto: bf16 (or fp16) on a GPU, fp32 on the CPU; fp16 needs a GPU",
                              choices=PRECISIONS)
-    validation_fraction: float = setting(0.2, "share of the labeled rows held out for validation when there is no "
-                                         "validation split or evaluation dataset", kind=float, above=0.0,
-                                         maximum=0.9)
-    min_steps: int = setting(150, "small data still gets at least this many optimizer steps to learn", kind=int,
-                             minimum=0, maximum=10_000_000)
+    validation_fraction: float | None = setting(None, "share of the labeled rows held out for validation when there "
+                                                "is no validation split or evaluation dataset; 0 = every row trains "
+                                                "(no scores, no early stopping); empty = automatic: 0.2, except "
+                                                "entity spans with fewer than 1,000 labeled texts, where every text "
+                                                "trains", kind=float, minimum=0.0, maximum=0.9, optional=True)
+    min_steps: int | None = setting(None, "small data still gets at least this many optimizer steps to learn; "
+                                    "empty = automatic: 150 (entity spans: 400)", kind=int, minimum=0,
+                                    maximum=10_000_000, optional=True)
     max_steps: int | None = setting(None, "stop after this many steps (quick trials); few-shot: on each of its two "
                                     "stages", kind=int, minimum=1, optional=True)
     eval_every: int | None = setting(None, "steps between evaluations; empty = about 10 evaluations per run",
@@ -229,7 +232,10 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
             notes.append(f"few-shot recipe: all {len(pool)} labeled examples train the model, none is held out; "
                          "pick an evaluation dataset (or add a validation split) to measure accuracy")
         else:
-            train, validation = task.split(pool, cfg.validation_fraction, cfg.seed)
+            fraction = cfg.validation_fraction
+            if fraction is None:
+                fraction = task.validation_fraction(len(pool))
+            train, validation = (pool, []) if fraction == 0 else task.split(pool, fraction, cfg.seed)
     if not train:
         raise TrainingError(f"Dataset '{cfg.dataset}' has no labeled training examples: label some rows first.")
     try:
@@ -238,7 +244,8 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
         raise TrainingError(str(error).replace("the dataset", f"'{cfg.dataset}'", 1)) from None
     few_shot = fewshot.applies(task, len(train), len({e.get("label") for e in train}), cfg.few_shot)
     if not validation and not few_shot:
-        notes.append("no validation examples (too few labeled rows): the last checkpoint is kept, no early stopping")
+        notes.append("no validation examples: every labeled row trains and the last checkpoint is kept (no early "
+                     "stopping); pick an evaluation dataset or add a validation split to see scores as it trains")
     settings = task.run_settings(train + validation)
     return Prepared(task.name, labels, train, validation, notes, bool(settings.get("version_2")), few_shot, settings)
 
@@ -272,6 +279,8 @@ def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_
     if cfg.learning_rate is None:
         cfg.learning_rate = spec.default_lr * (2 if hidden_size < 768 else 1)
     steps_per_epoch = max(1, math.ceil(n_train_features / cfg.batch_size))
+    if cfg.min_steps is None:
+        cfg.min_steps = spec.default_min_steps
     if cfg.epochs is None:
         cfg.epochs = spec.default_epochs
         if steps_per_epoch * cfg.epochs < cfg.min_steps:

@@ -248,8 +248,8 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                                      key="train_eval_every", help=_help("eval_every"))
         patience = c3.number_input("Early-stopping patience", min_value=1, max_value=1000, value=defaults.patience,
                                    key="train_patience", help=_help("patience"))
-        fraction = c4.number_input("Validation fraction", min_value=0.05, max_value=0.5, step=0.05,
-                                   value=defaults.validation_fraction, key="train_validation_fraction",
+        fraction = c4.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.05, value=None,
+                                   placeholder="auto", key="train_validation_fraction",
                                    help=_help("validation_fraction"))
     if device == "cpu" and precision == "fp16":
         st.warning("fp16 needs a GPU: on the CPU use fp32 (or bf16).")

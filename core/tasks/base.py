@@ -249,6 +249,7 @@ class Task:
     default_lr: float = 5e-5
     default_max_length: int = 128
     default_epochs: float = 3.0
+    default_min_steps: int = 150           # small data still gets this many optimizer steps (TrainConfig.min_steps)
     metric_for_best: str = ""
     freezes_word_embeddings: bool = False  # the "auto" of TrainConfig.freeze_word_embeddings
     few_shot: bool = False                 # the few-shot recipe (core/fewshot.py) can apply
@@ -327,6 +328,10 @@ class Task:
     # --- training -------------------------------------------------------------------------------------
     def split(self, pool: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
         raise NotImplementedError
+
+    def validation_fraction(self, n_pool: int) -> float:
+        """The share of labeled rows held out for validation when the user did not choose one (0: none)."""
+        return 0.2
 
     def training_labels(self, dataset_labels: list[str], train: list[dict], validation: list[dict]) -> list[str]:
         """The labels the model learns (raises TaskDataError when training cannot work with them)."""
