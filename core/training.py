@@ -59,11 +59,12 @@ class TrainConfig:
                                        "(default: the dataset's validation split, or part of its labeled rows)",
                                        optional=True)
     epochs: float | None = setting(None, "passes over the training data; empty = automatic: the task's default "
-                                   "(3 classification, 2 QA, more for NER's small data), more for tiny datasets so "
-                                   "training gets at least min_steps steps", kind=float, above=0, maximum=1000,
+                                   "(3 classification and entity spans, 2 QA), more for small datasets so training "
+                                   "gets at least min_steps steps", kind=float, above=0, maximum=1000,
                                    optional=True)
     learning_rate: float | None = setting(None, "peak learning rate; empty = automatic: the task's default (5e-5 "
-                                          "classification, 3e-5 QA, 1e-4 NER), doubled for small models",
+                                          "classification and entity spans, 3e-5 QA), doubled for small models "
+                                          "(hidden size under 768, e.g. the built-in MiniLM)",
                                           kind=float, above=0, maximum=1.0, optional=True,
                                           flags=("--lr", "--learning-rate"))
     batch_size: int = setting(16, "examples per optimizer step (per GPU); lower it if memory runs out", kind=int,
@@ -83,7 +84,7 @@ class TrainConfig:
     validation_fraction: float | None = setting(None, "share of the labeled rows held out for validation when there "
                                                 "is no validation split or evaluation dataset; 0 = every row trains "
                                                 "(no scores, no early stopping); empty = automatic: 0.2, except "
-                                                "entity spans with fewer than 1,000 labeled texts, where every text "
+                                                "entity spans with fewer than 2,000 labeled texts, where every text "
                                                 "trains", kind=float, minimum=0.0, maximum=0.9, optional=True)
     min_steps: int | None = setting(None, "small data still gets at least this many optimizer steps to learn; "
                                     "empty = automatic: 150 (entity spans: 400)", kind=int, minimum=0,
@@ -103,8 +104,8 @@ class TrainConfig:
                                              "recipe's choice, 0 = skip it", kind=int, minimum=0, maximum=1000,
                                              optional=True)
     freeze_word_embeddings: str = setting("auto", "keep the input word-embedding matrix fixed while training; auto = "
-                                          "on for classification (faster steps, no accuracy loss measured), off for "
-                                          "QA and NER", choices=AUTO_ON_OFF)
+                                          "on for classification and entity spans (faster steps, no accuracy loss "
+                                          "measured), off for QA", choices=AUTO_ON_OFF)
     label_examples: str = setting("auto", "few-shot recipe: also train on 'This sentence is <label>.' for each "
                                   "label; auto = for a sentence-transformers model (builtin-minilm) whose labels "
                                   "all read as words (not codes like 0 / LABEL_1)", choices=AUTO_ON_OFF)
@@ -365,7 +366,7 @@ def _now():
 def freezes_word_embeddings(setting: str, task: str) -> bool:
     """Whether a run keeps the input word-embedding matrix fixed. "auto": the task's choice (classification: yes, see
     BENCHMARKS.md, section 3: no loss of accuracy measured, and each step skips the gradient, clipping and AdamW
-    update of the largest matrix; QA and NER: no, not measured there)."""
+    update of the largest matrix; entity spans: yes, measured on the training pool; QA: no, not measured there)."""
     setting = (setting or "auto").lower()
     if setting not in AUTO_ON_OFF:
         raise TrainingError(f"freeze_word_embeddings must be auto, on or off, not '{setting}'.")

@@ -22,7 +22,7 @@ DEVICES = ["auto", "cpu", "cuda"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
 LABEL_EXAMPLE_CHOICES = {"auto": "auto (sentence encoders, word labels)", "on": "always", "off": "never"}
-FREEZE_CHOICES = {"auto": "auto (fixed for classification)", "on": "keep fixed", "off": "train them"}
+FREEZE_CHOICES = {"auto": "auto (fixed except for QA)", "on": "keep fixed", "off": "train them"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
 
 

@@ -290,7 +290,7 @@ def test_a_tiny_model_learns_a_handful_of_sentences(spanlab_home, tiny_model_dir
     from core.training import TrainConfig
     storage.create_dataset("toy", "ner", toy_rows())
     run = train_and_get(TrainConfig(dataset="toy", eval_dataset="toy", model=str(tiny_model_dir), learning_rate=1e-3,
-                                    batch_size=4, device="cpu"))
+                                    batch_size=4, device="cpu", freeze_word_embeddings="off"))  # random embeddings
     assert run["status"] == "completed", run["error"]
     assert run["metrics"]["f1"] >= 0.9 and set(run["metrics"]["per_class"]) == {"LOC", "ORG", "PER"}
     assert run["best_metric_name"] == "f1"
@@ -303,3 +303,17 @@ def test_a_tiny_model_learns_a_handful_of_sentences(spanlab_home, tiny_model_dir
     assert sum(e["label"] == "PER" for e in found) >= 55
     assert all(long_text[e["start"]:e["end"]] == e["text"] for e in found)
     assert all(0 < e["score"] <= 1 for e in found)
+
+
+def test_small_entity_data_trains_on_every_text_for_enough_steps(spanlab_home):
+    from core.training import TrainConfig, freezes_word_embeddings, prepare_data, resolve_defaults
+    storage.create_dataset("toy", "ner", toy_rows())
+    prepared = prepare_data(TrainConfig(dataset="toy"))
+    assert len(prepared.train) == 8 and prepared.validation == []  # a hold-out of 2 texts measures nothing
+    assert any("every labeled row trains" in note for note in prepared.notes)
+    chosen = prepare_data(TrainConfig(dataset="toy", validation_fraction=0.25))
+    assert (len(chosen.train), len(chosen.validation)) == (6, 2)  # the user's choice stands
+    assert NER.validation_fraction(NER.hold_out_from) == 0.2 and NER.validation_fraction(50) == 0.0
+    cfg = resolve_defaults(TrainConfig(dataset="toy"), "ner", n_train_features=8, hidden_size=384)
+    assert cfg.min_steps == 400 and cfg.epochs * 1 >= 400 and cfg.learning_rate == pytest.approx(1e-4)
+    assert freezes_word_embeddings("auto", "ner") and not freezes_word_embeddings("auto", "qa")
