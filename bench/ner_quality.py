@@ -19,7 +19,9 @@ Sides (each trains with its own default seed; the benchmark seed only picks the 
   NAME --model builtin-minilm --json --no-progress`` (timed: process start to exit, the model saved). Predictions:
   ``core.inference.load_predictor(run)`` in this process, then one ``predict_examples`` call over all test sentences
   given as the CoNLL tokens (text = the tokens joined by single spaces, with their offsets, as an imported CoNLL
-  file is read), so its entities fall on the same tokens as the other sides'.
+  file is read), so its entities fall on the same tokens as the other sides'. Samples train with SpanLab's defaults
+  (below 2,000 sentences every one trains, no hold-out); the full-data run gets spaCy's development split
+  (eng.testa) as ``--eval-dataset`` (``--no-spanlab-full-dev``: its default 20% hold-out instead).
 * ``run_ner``: bench/ner_ref_run_ner.py, the ``examples/pytorch/token-classification/run_ner.py`` recipe with every
   ``TrainingArguments`` default (lr 5e-5, 3 epochs, batch 8, no warmup, linear decay, weight decay 0, seed 42,
   checkpoint every 500 steps), first sub-token labels, dynamic padding, the built-in MiniLM with
@@ -135,13 +137,17 @@ def spacy_available() -> str | None:
 
 # ------------------------------------------------------------------------------------------ sides
 def run_spanlab(train: list[dict], test: list[dict], name: str, work: Path, env: dict,
-                max_steps: int | None) -> dict:
+                max_steps: int | None, dev: list[dict] | None = None) -> dict:
     conll = nc.write_two_column(work / f"{name}.conll", train)
     imported, _, _ = _cli(["import", str(conll), "--task", "ner", "--name", name, "--json"], env,
                           work / "import.log")
     if imported.get("rows") is None:
         raise RuntimeError(f"SpanLab import did not report rows: {imported}")
     command = ["train", "--dataset", name, "--model", "builtin-minilm", "--json", "--no-progress"]
+    if dev is not None:  # the development split spaCy also gets: every training sentence trains
+        _cli(["import", str(nc.write_two_column(work / f"{name}-dev.conll", dev)), "--task", "ner", "--name",
+              f"{name}-dev", "--json"], env, work / "import-dev.log")
+        command += ["--eval-dataset", f"{name}-dev"]
     if max_steps:
         command += ["--max-steps", str(max_steps)]
     trained, wall, cpu = _cli(command, env, work / "train.log")
@@ -328,6 +334,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="results file (default bench/results/ner_quality.json; "
                                                  "ner_quality_quick.json with --quick or a development cap)")
     parser.add_argument("--threads", type=int, help="torch / BLAS threads for every side (default: libraries')")
+    parser.add_argument("--spanlab-full-dev", action=argparse.BooleanOptionalAction, default=True,
+                        help="the full-data SpanLab run gets spaCy's development split as --eval-dataset (so every "
+                             "training sentence trains, and early stopping watches eng.testa); off: its default "
+                             "20%% hold-out")
     parser.add_argument("--keep-work", action="store_true", help="keep the working folder (models, logs)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -372,6 +382,7 @@ def main(argv=None) -> int:
     settings = {"test_file": "eng.testb", "test_sentences": len(test), "test_limit": args.test_limit,
                 "dev_file": "eng.testa", "dev_sentences": len(dev), "dev_limit": args.dev_limit,
                 "max_steps": args.max_steps, "train_pool": full_size, "threads": args.threads,
+                "spanlab_full_dev": args.spanlab_full_dev,
                 "scoring": "seqeval entity-level micro P/R/F1, default (conlleval-compatible) mode, IOB2 tags of the "
                            "CoNLL tokens",
                 "train_time": "process start to model saved (run_ner: saved_at stamped by the script; spaCy and "
@@ -424,7 +435,8 @@ def main(argv=None) -> int:
                       "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             try:
                 if side == "spanlab":
-                    out = run_spanlab(train, test, f"conll-{size}-s{seed}", work, env, args.max_steps)
+                    full_dev = dev if size >= full_size and args.spanlab_full_dev else None
+                    out = run_spanlab(train, test, f"conll-{size}-s{seed}", work, env, args.max_steps, full_dev)
                 elif side == "run_ner":
                     out = run_run_ner(train, test_jsonl, work, env, args.max_steps)
                 else:

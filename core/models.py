@@ -238,3 +238,30 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
     if precision == "fp16" and device == "cpu":
         raise ValueError("fp16 training needs a GPU; use --precision fp32 or bf16 on the CPU")
     return device, precision
+
+
+def warm_up() -> None:
+    """Import what training and prediction need (torch, transformers and its model classes, the tokenizers), so a
+    server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread."""
+    import torch  # noqa: F401
+    import transformers
+    from core import inference, training  # noqa: F401
+    from core import tasks
+    for task in tasks.ALL:
+        getattr(transformers, task.auto_model)
+    transformers.AutoTokenizer  # noqa: B018
+
+
+def prefetch(ref: str) -> None:
+    """Read a model's files once (no network) so that loading it when training starts finds them in the operating
+    system's file cache. Does nothing for a model that is not on this machine yet."""
+    try:
+        resolved = resolve(ref, check_network=False)
+    except Exception:  # not downloaded yet, or a bad path: training will say so
+        return
+    for path in sorted(Path(resolved.folder).glob("*")):
+        if path.is_file() and (path.name in WEIGHT_FILES or path.name in TOKENIZER_FILES
+                               or path.suffix in (".safetensors", ".bin", ".json", ".txt")):
+            with path.open("rb") as handle:
+                while handle.read(1 << 24):
+                    pass

@@ -425,7 +425,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
         ft_steps = min(ft_steps, cfg.max_steps)
     pre_steps = len(contrastive_plan)
     total_steps = pre_steps + ft_steps  # steps are counted across both stages (progress, metric points)
-    eval_every = cfg.eval_every or max(1, math.ceil(ft_steps / 10))
+    eval_every = cfg.eval_every or evaluation_interval(ft_steps, len(prepared.validation), cfg.batch_size)
     log_every = max(1, min(10, total_steps // 50))
     if is_main:
         storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
@@ -458,16 +458,15 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     writer = MetricWriter(run_id)
     metric_name = task.metric_for_best
     best = {"value": None, "step": 0, "state": None, "metrics": {}}
-    bad_evals, step, samples, train_time, window = 0, 0, 0, 0.0, []
+    bad_evals, step, samples, eval_time, window = 0, 0, 0, 0.0, []
     started = time.monotonic()
     stop_reason = None
+    loop_started = time.perf_counter()  # the training loop's seconds: all of it but the validation passes
 
     if prepared.few_shot:
-        t0 = time.perf_counter()
         step = _few_shot_start(model, train_features, contrastive_plan, cfg, device, amp_dtype, pad_id,
                                writer if is_main else None, log_every, total_steps, cancel, progress)
         samples = sum(len(b) for b in contrastive_plan[:step])
-        train_time += time.perf_counter() - t0
         stop_reason = "cancelled" if cancel.is_set() else None
 
     model.train()
@@ -478,7 +477,6 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
             if cancel.is_set():
                 stop_reason = "cancelled"
                 break
-            t0 = time.perf_counter()
             batch = {k: v.to(device, non_blocking=True)
                      for k, v in collate([train_features[i] for i in batch_ids], pad_id, multiple).items()}
             with torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype or torch.float32,
@@ -501,15 +499,15 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
             samples += len(batch_ids) * dist["world"]
             if is_main:  # read at log steps only: a .item() every step would stall a GPU's queue
                 window.append(loss.detach())
-            train_time += time.perf_counter() - t0
             epoch = (step - pre_steps) / steps_per_epoch
-            if is_main and (step % log_every == 0 or step == total_steps):
+            if is_main and (step % log_every == 0 or step == total_steps or step == pre_steps + 1):
                 writer.add(step, epoch, {"train/loss": torch.stack(window).float().mean().item(),
                                          "learning_rate": scheduler.get_last_lr()[0]})
                 window = []
                 if progress:
                     progress(step, total_steps)
             if evaluator and ((step - pre_steps) % eval_every == 0 or step == total_steps):
+                evaluation_started = time.perf_counter()
                 scores = evaluator.evaluate(model)
                 model.train()
                 writer.add(step, epoch, {f"eval/{k}": v for k, v in scores.items() if _is_number(v)}, force=True)
@@ -521,12 +519,14 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
                     bad_evals += 1
                     if bad_evals >= cfg.patience:
                         stop_reason = "early_stopped"
+                eval_time += time.perf_counter() - evaluation_started
             if dist["world"] > 1:
                 stop_reason = _agree_on_stop(stop_reason, device)
             if step >= total_steps or stop_reason:
                 break
     if is_main:
         writer.flush(step=step)
+    train_time = time.perf_counter() - loop_started - eval_time  # as Trainer's train_runtime, without evaluation
 
     outcome = {"status": "cancelled" if stop_reason == "cancelled" else "completed",
                "train_samples_per_second": samples / train_time if train_time else None,
@@ -542,13 +542,22 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     if stop_reason != "cancelled" or best["state"] is not None:
         artifact = save_model_folder(run_id, model, tokenizer, prepared, cfg, resolved.ref, final)
     final.update({"best_step": best["step"], "train_seconds": round(train_time, 3),
-                  "wall_seconds": round(time.monotonic() - started, 3), "stopped": stop_reason or "finished"})
+                  "eval_seconds": round(eval_time, 3), "wall_seconds": round(time.monotonic() - started, 3),
+                  "stopped": stop_reason or "finished"})
     outcome.update(metrics=final, artifact_dir=str(artifact) if artifact else None,
                    best_metric_name=metric_name if metric_name in final else None,
                    best_metric=final.get(metric_name))
     if stop_reason == "cancelled":
         outcome["error"] = "cancelled by the user" + (" (best checkpoint so far kept)" if artifact else "")
     return outcome
+
+
+def evaluation_interval(ft_steps: int, n_validation: int, batch_size: int) -> int:
+    """Steps between validation passes: about 10 per run, but never more often than every 3 x (validation examples /
+    batch size) steps. A validation pass is a forward pass per example, about a third of a training step's work, so
+    evaluating costs at most about a ninth of the training (it cost as much as the training itself in a 1-epoch run
+    of 1,024 sentences evaluated every 5 steps)."""
+    return max(1, math.ceil(ft_steps / 10), math.ceil(3 * n_validation / max(1, batch_size)))
 
 
 def _few_shot_start(model, train_features, contrastive_plan, cfg, device, amp_dtype, pad_id, writer, log_every,

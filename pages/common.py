@@ -10,9 +10,23 @@ import streamlit as st
 @st.cache_resource
 def get_runner():
     """One JobRunner per server process, shared by every browser tab. Creating it marks runs that a previous
-    server left running as interrupted."""
+    server left running as interrupted, and imports the training libraries in the background (while the user fills
+    in the form), so the first run starts at once."""
+    import threading
+    from core import models
     from core.runner import JobRunner
+    threading.Thread(target=models.warm_up, name="spanlab-warm-up", daemon=True).start()
     return JobRunner(recover=True)
+
+
+@st.cache_data(ttl=600, show_spinner=False)
+def prefetch_model(ref: str) -> bool:
+    """Read the chosen model's files in the background once (per model, every 10 minutes at most), so training
+    finds them in the file cache."""
+    import threading
+    from core import models
+    threading.Thread(target=models.prefetch, args=(ref,), name="spanlab-prefetch", daemon=True).start()
+    return True
 
 
 # --- Messages that survive one rerun (set in a button callback, shown by the next run of the page) ---------------

@@ -12,7 +12,7 @@ import streamlit as st
 from core import charts, fewshot, models, storage, tasks
 from core.highlight import escape_text
 from core.training import TrainConfig, TrainingError
-from pages.common import get_runner
+from pages.common import get_runner, prefetch_model
 
 POLL_SECONDS = 1.5
 ACTIVE = ("queued", "running")
@@ -175,6 +175,7 @@ def _model_picker() -> str | None:
     ok, phrase = _availability(ref)
     if ok:
         st.caption(f"✓ Available offline ({phrase}).")
+        prefetch_model(ref)
     elif choice == LOCAL_CHOICE or ref.startswith(("/", ".", "~")):
         st.warning(f"Cannot use this folder: {phrase}. Give a folder saved with save_pretrained "
                    f"(config.json + weights), or pick {models.KNOWN_MODELS[models.BUILTIN_ALIAS]['title']}.")

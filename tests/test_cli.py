@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 
 from core.__main__ import main
 from tests.conftest import qa_rows, sentiment_rows
@@ -225,3 +227,41 @@ def test_few_shot_recipe_is_the_default_for_small_data_and_can_be_turned_off(spa
     code, named, err = cli(capsys, "train", *common, "--label-examples", "on")
     assert code == 0, err
     assert storage.get_run(named["run"])["params"]["n_label_examples"] == 4  # "positive", "negative" twice each
+
+
+def test_train_samples_per_second_is_samples_over_training_loop_seconds(spanlab_home, tiny_model_dir, tmp_path,
+                                                                       capsys, monkeypatch):
+    """Defined as Trainer defines it (samples / the training loop's wall time, logging and database writes
+    included), without the validation passes, which the Trainer scripts it is compared with do not run."""
+    import time as time_module
+    from core import storage
+    from core.training import Evaluator, MetricWriter
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(12), ["text", "label"])
+    cli(capsys, "import", str(data), "--task", "classification")
+    logged, evaluations = [], []
+    real_add, real_evaluate = MetricWriter.add, Evaluator.evaluate
+
+    def slow_add(self, step, epoch, values, force=False, **fields):  # the loop's loss logging is part of the loop
+        if not force:
+            time_module.sleep(0.05)
+            logged.append(step)
+        return real_add(self, step, epoch, values, force, **fields)
+
+    def slow_evaluate(self, model):  # validation is not
+        time_module.sleep(0.3)
+        evaluations.append(1)
+        return real_evaluate(self, model)
+
+    monkeypatch.setattr(MetricWriter, "add", slow_add)
+    monkeypatch.setattr(Evaluator, "evaluate", slow_evaluate)
+    code, out, err = cli(capsys, "train", "--dataset", "reviews", "--model", str(tiny_model_dir), "--few-shot", "off",
+                         "--epochs", "4", "--batch-size", "4", "--eval-every", "2", "--patience", "100", "--device", "cpu",
+                         "--no-progress")
+    assert code == 0 and out["status"] == "completed", err
+    metrics = storage.get_run(out["run"])["metrics"]
+    n_train = storage.get_run(out["run"])["params"]["n_train"]
+    samples = 4 * n_train  # 4 epochs
+    assert samples / out["train_samples_per_second"] == pytest.approx(metrics["train_seconds"], abs=6e-4)  # rounded
+    assert metrics["train_seconds"] >= 0.05 * len(logged) > 0  # the logging counts
+    assert metrics["eval_seconds"] >= 0.3 * len(evaluations) > 0  # the validation passes are kept apart
+    assert metrics["train_seconds"] + metrics["eval_seconds"] <= metrics["wall_seconds"]
