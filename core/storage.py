@@ -15,7 +15,9 @@ rename_label, undo_last, ...) and the runs API (create_run, add_metric_points, .
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -24,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        TypeDecorator, and_, case, create_engine, delete, event, func, insert, or_,
+                        TypeDecorator, and_, case, create_engine, delete, event, false, func, insert, or_,
                         select, update)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
@@ -35,9 +37,11 @@ from core import tasks
 from core.config import database_url
 from core.tasks.base import SPLITS, TaskDataError, clean_split, optional_str
 
+log = logging.getLogger(__name__)
 TASKS = tasks.NAMES
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S = 30
+SQLITE_BUSY_TIMEOUT_S = 30  # one wait for SQLite's write lock...
+SQLITE_WRITE_WAIT_S = 600  # ...repeated until a writer has waited this long in all (see _begin_immediate)
 _WRITE_OPTION = "spanlab_write"  # execution option: this connection's transactions write (BEGIN IMMEDIATE)
 
 
@@ -101,6 +105,7 @@ class Dataset(Base):
     labels: Mapped[list] = mapped_column(JSON, default=list)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    import_owner: Mapped[str | None] = mapped_column(String(255))  # set while an import writes its rows: invisible
 
 
 class Example(Base):
@@ -138,6 +143,7 @@ class LabelEvent(Base):
 
 class Run(Base):
     __tablename__ = "runs"
+    __table_args__ = {"sqlite_autoincrement": True}  # a deleted run's id is never handed out again
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     dataset_name: Mapped[str] = mapped_column(String(200), index=True)
@@ -161,6 +167,9 @@ class Run(Base):
     train_samples_per_second: Mapped[float | None] = mapped_column(Float)
     worker_host: Mapped[str | None] = mapped_column(String(255))  # who runs it: lets a restart spot dead owners
     worker_pid: Mapped[int | None] = mapped_column(Integer)
+    token: Mapped[str | None] = mapped_column(String(32))  # a UUID: a worker's writes must name it (its run only)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # refreshed by a live worker
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class MetricPoint(Base):
@@ -206,15 +215,36 @@ def _create_engine(url: str) -> Engine:
     def _on_begin(connection):
         # A deferred transaction that reads and then writes can fail at once with "database is locked"
         # when another writer got in between; taking the write lock up front makes writers wait instead.
-        immediate = connection.get_execution_options().get(_WRITE_OPTION)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if connection.get_execution_options().get(_WRITE_OPTION):
+            _begin_immediate(connection.connection.dbapi_connection)
+        else:
+            connection.exec_driver_sql("BEGIN")
 
     return engine
 
 
+def _begin_immediate(dbapi_connection) -> None:
+    """Take SQLite's write lock, queueing behind other writers: each try waits up to the busy timeout, and a writer
+    still locked out tries again (with a warning in the log) until SQLITE_WRITE_WAIT_S have passed. Nothing of the
+    transaction has run yet, so trying again is safe."""
+    import sqlite3
+    deadline = time.monotonic() + SQLITE_WRITE_WAIT_S
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise StorageError(f"the database stayed locked by another writer for over {SQLITE_WRITE_WAIT_S} s: "
+                                   "try again when the import or training writing to it has finished") from error
+            log.warning("the database is locked by another writer (%s): still waiting for the write lock", error)
+
+
 # The newest migration in core/migrations/versions (a test checks they agree). A database already there is
 # opened without importing Alembic at all, which keeps the app's first page fast.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def _alembic_config(connection):
@@ -233,11 +263,35 @@ def _current_revision(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+@contextmanager
+def _migrating(engine: Engine) -> Iterator:
+    """A connection in one writing transaction for running migrations. On SQLite, foreign keys are off meanwhile (a
+    migration that rebuilds a table must not cascade the old table's DROP into the tables referring to it, as
+    Alembic's batch mode requires), checked before the commit, and on again afterwards."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        if sqlite:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            connection.execution_options(**{_WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise StorageError(f"the migration left {len(broken)} broken reference(s) (e.g. "
+                                           f"{tuple(broken[0])}); nothing was changed")
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
 def _upgrade(engine: Engine, revision: str) -> None:
     if revision == "head" and _current_revision(engine) == HEAD_REVISION:
         return
     from alembic import command
-    with engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection:
+    with _migrating(engine) as connection:
         command.upgrade(_alembic_config(connection), revision)
 
 
@@ -249,7 +303,7 @@ def migrate(url: str | None = None, revision: str = "head") -> None:
     from alembic.script import ScriptDirectory
     engine = _create_engine(url or database_url())
     try:
-        with engine.execution_options(**{_WRITE_OPTION: True}).begin() as connection:
+        with _migrating(engine) as connection:
             config = _alembic_config(connection)
             current = MigrationContext.configure(connection).get_current_revision()
             script = ScriptDirectory.from_config(config)

@@ -116,3 +116,40 @@ def qa_rows() -> list[dict]:
         start = re.search(rf"\b{re.escape(answer)}\b", context).start()
         rows.append({"context": context, "question": question, "answer_text": answer, "answer_start": start})
     return rows
+
+
+# --- Databases: the storage, concurrency and migration tests run on SQLite and on a real PostgreSQL server ---------
+
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session (tests/postgres.py), or a skip naming why there is none."""
+    from tests.postgres import PostgresServer
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path, monkeypatch) -> str:
+    """A private SPANLAB_HOME and an empty database for one test: SQLite inside the home, or a fresh database on the
+    session's PostgreSQL server (DATABASE_URL). Skipped, with the reason, where PostgreSQL cannot be started."""
+    from core import storage
+    home = tmp_path / "home"
+    monkeypatch.setenv("SPANLAB_HOME", str(home))
+    if request.param == "sqlite":
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        url = f"sqlite:///{home / 'spanlab.db'}"
+        yield url
+        storage.dispose_engines()
+        return
+    server = request.getfixturevalue("postgres_server")
+    if server.unavailable:
+        pytest.skip(f"PostgreSQL not available: {server.unavailable}")
+    url = server.new_database()
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    storage.dispose_engines()
+    server.drop_database(url)

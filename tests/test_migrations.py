@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from core import storage
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture

@@ -22,11 +22,12 @@ CONTEXT = "SpanBERT was released by Facebook AI in 2019."
 
 
 @pytest.fixture(autouse=True)
-def spanlab_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPANLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    yield tmp_path
-    storage.dispose_engines()
+def spanlab_home(database_url, tmp_path):
+    """Every test here runs on SQLite and on PostgreSQL (conftest's database_url), with a private SPANLAB_HOME."""
+    return tmp_path / "home"
+
+
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def make_sentiment(name="reviews", labels=None):
@@ -359,6 +360,7 @@ def test_mark_interrupted_only_dead_spares_runs_of_live_processes():
 
 # --- engine ---------------------------------------------------------------------------------------
 
+@sqlite_only
 def test_sqlite_uses_wal_and_foreign_keys(spanlab_home):
     engine = storage.get_engine()
     assert str(spanlab_home) in str(engine.url)
@@ -369,6 +371,7 @@ def test_sqlite_uses_wal_and_foreign_keys(spanlab_home):
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
 
 
+@sqlite_only
 def test_engine_follows_spanlab_home(tmp_path, monkeypatch):
     make_sentiment()
     monkeypatch.setenv("SPANLAB_HOME", str(tmp_path / "other"))
@@ -376,6 +379,7 @@ def test_engine_follows_spanlab_home(tmp_path, monkeypatch):
     make_sentiment()  # same name, different database
 
 
+@sqlite_only
 def test_in_memory_database_url_works(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "sqlite://")
     make_sentiment()
