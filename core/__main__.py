@@ -4,7 +4,7 @@
     python -m core datasets | export NAME --format csv --out F | delete-dataset NAME
     python -m core train --dataset NAME --model builtin-minilm [--epochs ... --device cuda] [--json]
     python -m core evaluate RUN --dataset NAME | predict RUN --text T | predict RUN --question Q --context C
-    python -m core runs | runs show RUN | runs delete RUN | models
+    python -m core runs | runs show RUN | runs cancel RUN | runs delete RUN | models
 
 With --json the last line of stdout is one JSON object; user mistakes go to stderr with exit code 2 and no traceback.
 """
@@ -219,11 +219,17 @@ def cmd_runs(args) -> dict:
         curves = {name: [[int(r.step), float(r.value)] for r in group.itertuples()]
                   for name, group in frame.groupby("name")} if len(frame) else {}
         return {"run": run, "curves": curves}
-    if args.action == "delete":
+    if args.action == "delete":  # a queued or running run is refused: cancel it first
         storage.delete_run(_run_id(args.run_id))
         return {"deleted": _run_id(args.run_id)}
     if args.action == "cancel":
-        raise UserError("A CLI run is cancelled with Ctrl-C in its terminal; app runs from the Train page.")
+        run = storage.get_run(_run_id(args.run_id))
+        if not storage.request_cancel(run["id"]):
+            raise UserError(f"run {run['id']} is {storage.get_run(run['id'])['status']}: only a queued or running "
+                            "run can be cancelled")
+        return {"cancel_requested": run["id"],
+                "_text": f"run {run['id']}: cancel requested; it stops within a few seconds (keeping its best "
+                         "checkpoint so far)"}
     runs = storage.list_runs(dataset=args.dataset)
     lines = [f"#{r['id']:<4} {r['status']:<11} {r['dataset_name'] or '-':<24} {r['model']:<32} "
              f"{(r['best_metric_name'] or '')}={r['best_metric'] if r['best_metric'] is not None else '-'}"
@@ -287,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto = fp32, except QA models where this machine runs bf16 natively (close calls "
                         "re-checked in fp32)")
 
-    p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs delete RUN")
+    p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs cancel RUN | runs delete RUN (a finished run)")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "cancel"])
     p.add_argument("run_id", nargs="?")
     p.add_argument("--dataset")

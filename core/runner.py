@@ -37,11 +37,13 @@ class JobRunner:
         return run_id
 
     def cancel(self, run_id: int) -> bool:
-        """Ask a queued or running run to stop (a running one stops within one optimizer step)."""
+        """Ask a queued or running run to stop (a running one stops within one optimizer step). A run another
+        process trains (a CLI ``train``, another app) is asked through the database and stops at its worker's next
+        heartbeat. False when the run is not queued or running."""
         with self._lock:
             event = self._cancel.get(run_id)
         if event is None:
-            return False
+            return storage.request_cancel(run_id)
         event.set()
         return True
 

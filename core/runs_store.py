@@ -8,10 +8,13 @@ A run row copies its dataset's name, so run history survives deleting the datase
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import socket
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from core.storage import (TASKS, Dataset, DuplicateNameError, Example, InvalidEd
                           NotFoundError, Run, StaleEditError, StorageError, find_dataset, reading, utcnow, writing)
 from core.tasks.base import TaskDataError, optional_str
 
+log = logging.getLogger(__name__)
 _IN_CHUNK = 900  # ids per "IN (...)" clause, below every SQLite variable limit
 
 
@@ -247,11 +251,25 @@ def label_history(ref: int | str, limit: int = 50) -> list[dict]:
 
 
 # --- Runs -----------------------------------------------------------------------------------------
+#
+# Ownership: every run row gets a token (a UUID) when it is created. The process that trains it (its worker) names
+# the token in every write (``owner=``), so a worker can only ever write to its own run: a deleted run's worker gets
+# RunGoneError instead of writing into whatever row holds that id now (ids are never reused anyway: AUTOINCREMENT
+# on SQLite, sequences on PostgreSQL). A live worker refreshes ``heartbeat_at`` every HEARTBEAT_INTERVAL_S; whenever
+# runs are read, a queued/running run whose process is gone (same host, pid no longer alive) or whose heartbeat is
+# older than STALE_HEARTBEAT_S (any host) is marked interrupted, and its partial model folders are removed.
 
 RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
 ACTIVE_STATUSES = ("queued", "running")
 RUN_FIELDS = tuple(column.key for column in Run.__table__.columns if column.key != "id")
+_INTERNAL_FIELDS = ("token", "heartbeat_at", "cancel_requested")  # written by the ownership functions only
 METRIC_COLUMNS = ["run_id", "step", "epoch", "name", "value", "created_at"]
+HEARTBEAT_INTERVAL_S = 5.0
+STALE_HEARTBEAT_S = 120.0
+
+
+class RunGoneError(NotFoundError):
+    """The run a worker was training no longer exists (it was deleted): the worker must stop writing."""
 
 
 def _this_worker() -> dict:
@@ -281,8 +299,18 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _get(session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
+def _get(session, run_id: int, for_update: bool = False) -> Run:
+    run = session.get(Run, run_id, with_for_update=for_update or None)
+    if run is None:
+        raise NotFoundError(f"no run with id {run_id}: it may have been deleted; reload the runs list")
+    return run
+
+
+def _owned(session, run_id: int, owner: str | None) -> Run:
+    """The run, locked for writing; with ``owner``, only if that is still its token (else RunGoneError)."""
+    run = session.get(Run, run_id, with_for_update=True)
+    if owner is not None and (run is None or run.token != owner):
+        raise RunGoneError(f"run {run_id} was deleted while it was being trained: its worker stops writing")
     if run is None:
         raise NotFoundError(f"no run with id {run_id}: it may have been deleted; reload the runs list")
     return run
@@ -298,6 +326,17 @@ def _run_dict(run: Run) -> dict:
     return data
 
 
+def model_folder_name(run_id: int, token: str | None) -> str:
+    """A run's model folder inside runs_dir(): ``run-<id>-<first 8 of its token>``, unique per run (two databases
+    sharing one SPANLAB_HOME, or a recreated database, never pick the same folder)."""
+    return f"run-{run_id}-{(token or 'legacy')[:8]}"
+
+
+def partial_folder_prefix(run_id: int, token: str | None) -> str:
+    """How the temporary folders a run's model is written into start (renamed to model_folder_name when done)."""
+    return f".{model_folder_name(run_id, token)}-"
+
+
 def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dataset: str | None = None) -> int:
     """Record a queued run on ``dataset`` (name or id), owned by this process; returns the run id."""
     if task not in TASKS:
@@ -309,18 +348,22 @@ def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dat
         eval_name = find_dataset(session, eval_dataset).name if eval_dataset is not None else None
         run = Run(dataset_id=train.id, dataset_name=train.name, eval_dataset_name=eval_name, task=task,
                   model=str(model), params=dict(params or {}), status="queued", created_at=utcnow(),
-                  step=0, total_steps=0, metrics={}, **_this_worker())
+                  step=0, total_steps=0, metrics={}, token=uuid.uuid4().hex, cancel_requested=False,
+                  **_this_worker())
         session.add(run)
         session.flush()
         return run.id
 
 
-def update_run(run_id: int, **fields: Any) -> None:
+def update_run(run_id: int, owner: str | None = None, **fields: Any) -> None:
     """Set any runs columns (status, step, metrics={...}, finished_at=..., ...) on one run.
-    Setting status="running" also makes this process the run's owner (worker_host, worker_pid)."""
-    unknown = sorted(set(fields) - set(RUN_FIELDS))
+    Setting status="running" also makes this process the run's owner (worker_host, worker_pid).
+    A worker passes ``owner`` (the run's token): the write happens only if the run is still the one it owns,
+    otherwise RunGoneError; a live worker's writes also count as a heartbeat."""
+    unknown = sorted(set(fields) - set(RUN_FIELDS) | set(fields) & set(_INTERNAL_FIELDS))
     if unknown:
-        raise InvalidEditError(f"runs have no column(s) {unknown}: valid ones are {list(RUN_FIELDS)}")
+        raise InvalidEditError(f"runs have no column(s) {unknown} to set: valid ones are "
+                               f"{[f for f in RUN_FIELDS if f not in _INTERNAL_FIELDS]}")
     if "status" in fields and fields["status"] not in RUN_STATUSES:
         raise InvalidEditError(f"unknown run status {fields['status']!r}: use one of {list(RUN_STATUSES)}")
     for key in ("started_at", "finished_at", "created_at"):
@@ -329,13 +372,54 @@ def update_run(run_id: int, **fields: Any) -> None:
     if fields.get("status") == "running":
         fields = {**_this_worker(), **fields}
     with writing() as session:
-        run = _get(session, run_id)
+        run = _owned(session, run_id, owner)
         for key, value in fields.items():
             setattr(run, key, dict(value) if key in ("params", "metrics") and value is not None else value)
+        if owner is not None and run.status == "running":
+            run.heartbeat_at = utcnow()
 
 
-def add_metric_points(run_id: int, points: list[dict]) -> None:
-    """Append metric points ({step, epoch?, name, value}) to a run; a NaN value is stored as NULL."""
+def claim_run(run_id: int, owner: str) -> bool:
+    """A worker starts its queued run: status running, this process its owner, a first heartbeat. False (and the
+    run marked cancelled) when a cancel was asked for before it started; RunGoneError when it no longer exists."""
+    with writing() as session:
+        run = _owned(session, run_id, owner)
+        if run.status != "queued" or run.cancel_requested:
+            if run.status in ACTIVE_STATUSES:
+                run.status, run.error, run.finished_at = "cancelled", "cancelled before it started", utcnow()
+            return False
+        now = utcnow()
+        for key, value in {"status": "running", "started_at": now, "heartbeat_at": now, "error": None,
+                           **_this_worker()}.items():
+            setattr(run, key, value)
+        return True
+
+
+def heartbeat(run_id: int, owner: str) -> bool:
+    """A live worker says so (refreshes heartbeat_at); returns whether someone asked the run to stop
+    (request_cancel). RunGoneError when the run was deleted."""
+    with writing() as session:
+        run = _owned(session, run_id, owner)
+        if run.status in ACTIVE_STATUSES:
+            run.heartbeat_at = utcnow()
+        return bool(run.cancel_requested)
+
+
+def request_cancel(run_id: int) -> bool:
+    """Ask a queued or running run to stop, whichever process trains it (its worker sees the request at its next
+    heartbeat and keeps the best checkpoint so far). Returns False when the run is not active."""
+    reap_dead_runs()
+    with writing() as session:
+        run = _get(session, run_id, for_update=True)
+        if run.status not in ACTIVE_STATUSES:
+            return False
+        run.cancel_requested = True
+        return True
+
+
+def add_metric_points(run_id: int, points: list[dict], owner: str | None = None) -> None:
+    """Append metric points ({step, epoch?, name, value}) to a run; a NaN value is stored as NULL. With ``owner``
+    (the worker's token) only to the run it owns (else RunGoneError)."""
     now = utcnow()
     rows = []
     for number, point in enumerate(points, start=1):
@@ -348,19 +432,23 @@ def add_metric_points(run_id: int, points: list[dict]) -> None:
                      "epoch": None if epoch is None else float(epoch),
                      "value": None if value is not None and math.isnan(value) else value, "created_at": now})
     with writing() as session:
-        _get(session, run_id)
+        _owned(session, run_id, owner)
         if rows:
             session.execute(insert(MetricPoint.__table__), rows)
 
 
 def get_run(run_id: int) -> dict:
-    """All of a run's columns plus duration_s (seconds since start, up to now while it is running)."""
+    """All of a run's columns plus duration_s (seconds since start, up to now while it is running). A run whose
+    worker died is reported (and recorded) as interrupted."""
+    reap_dead_runs()
     with reading() as session:
         return _run_dict(_get(session, run_id))
 
 
 def list_runs(dataset: str | int | None = None) -> list[dict]:
-    """Runs newest first, optionally only those trained on the dataset with this name (or id)."""
+    """Runs newest first, optionally only those trained on the dataset with this name (or id). Runs whose worker
+    died are reported (and recorded) as interrupted."""
+    reap_dead_runs()
     with reading() as session:
         stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc())
         if isinstance(dataset, int) and not isinstance(dataset, bool):
@@ -384,12 +472,19 @@ def metric_frame(run_ids: list[int] | int) -> pd.DataFrame:
 
 
 def delete_run(run_id: int) -> None:
-    """Delete a run and its metric points, and its artifact folder when that lies inside runs_dir()."""
+    """Delete a finished run and its metric points, and its model folder when that lies inside runs_dir().
+    A queued or running run is refused: cancel it first."""
+    reap_dead_runs()
     with writing() as session:
-        run = _get(session, run_id)
-        artifact_dir = run.artifact_dir
+        run = _get(session, run_id, for_update=True)
+        if run.status in ACTIVE_STATUSES:
+            raise InvalidEditError(f"run {run_id} is still {run.status}: cancel it first (the Train page's Cancel "
+                                   f"button, `python -m core runs cancel {run_id}`, or Ctrl-C where it runs), "
+                                   "then delete it once it has stopped")
+        artifact_dir, token = run.artifact_dir, run.token
         session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
         session.execute(delete(Run).where(Run.id == run_id))
+    _remove_partial_folders(run_id, token)
     if not artifact_dir:
         return
     folder, root = Path(artifact_dir).expanduser().resolve(), runs_dir().resolve()
@@ -401,20 +496,66 @@ def delete_run(run_id: int) -> None:
                                f"({error}): delete it by hand") from error
 
 
-def mark_interrupted(reason: str = "the process running it stopped", only_dead: bool = False) -> int:
-    """Mark queued or running runs as interrupted (call once at process start); returns the count.
+def _remove_partial_folders(run_id: int, token: str | None) -> None:
+    """Remove the temporary model folders a run's worker left behind (``.run-<id>-<token8>-*``, and the
+    ``.run-<id>-XXXXXXXX`` of runs from before model folders carried the token)."""
+    legacy = re.compile(rf"^\.run-{run_id}-[a-z0-9_]{{8}}$")
+    prefix = partial_folder_prefix(run_id, token) if token else None
+    try:
+        entries = list(runs_dir().iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir() and ((prefix and entry.name.startswith(prefix)) or legacy.match(entry.name)):
+            shutil.rmtree(entry, ignore_errors=True)
+            log.info("removed the partial model folder %s of run %s", entry, run_id)
 
-    With ``only_dead`` only runs whose owning process is gone are marked: runs owned by a live
-    process on this machine, or by any process on another machine (which cannot be checked from
-    here), are left alone; runs with no recorded owner count as dead.
-    """
-    host = socket.gethostname()
+
+def _why_dead(run, host: str, now: datetime, only_dead: bool) -> str | None:
+    """Why the worker of an active run is known to be gone, or None when it may still be alive."""
+    if not only_dead:
+        return "stopped"
+    if run.worker_pid is None:
+        return "it has no recorded process"
+    if run.worker_host == host and not _process_alive(run.worker_pid):
+        return f"its process (pid {run.worker_pid}) is gone"
+    if run.status == "running" and run.heartbeat_at is not None and run.worker_pid != os.getpid() \
+            and (now - run.heartbeat_at).total_seconds() > STALE_HEARTBEAT_S:
+        return (f"its worker (pid {run.worker_pid} on {run.worker_host}) has not been heard from for "
+                f"{(now - run.heartbeat_at).total_seconds():.0f} s")
+    return None
+
+
+def reap_dead_runs(reason: str | None = None, only_dead: bool = True) -> int:
+    """Mark queued/running runs whose worker died as interrupted and remove their partial model folders; returns
+    how many. A run's worker is dead when it runs on this host and its pid is gone, or when it has sent no
+    heartbeat for STALE_HEARTBEAT_S (any host). Cheap when nothing died: one read of the active runs."""
+    host, now = socket.gethostname(), utcnow()
+    with reading() as session:
+        active = session.execute(select(Run.id, Run.token, Run.status, Run.worker_host, Run.worker_pid,
+                                        Run.heartbeat_at).where(Run.status.in_(ACTIVE_STATUSES))).all()
+    dead = {run.id: (run.token, why) for run in active if (why := _why_dead(run, host, now, only_dead))}
+    if not dead:
+        return 0
+    marked = 0
     with writing() as session:
-        active = session.execute(select(Run.id, Run.worker_host, Run.worker_pid)
-                                 .where(Run.status.in_(ACTIVE_STATUSES))).all()
-        dead = [run.id for run in active if not only_dead or run.worker_pid is None
-                or (run.worker_host == host and not _process_alive(run.worker_pid))]
-        if dead:
-            session.execute(update(Run).where(Run.id.in_(dead))
-                            .values(status="interrupted", error=reason, finished_at=utcnow()))
-        return len(dead)
+        for run_id, (token, why) in dead.items():
+            error = reason or f"interrupted: {why} before the run finished"
+            marked += session.execute(update(Run).where(Run.id == run_id, Run.token == token if token else
+                                                        Run.token.is_(None), Run.status.in_(ACTIVE_STATUSES))
+                                      .values(status="interrupted", error=error, finished_at=now)).rowcount
+    for run_id, (token, _) in dead.items():
+        _remove_partial_folders(run_id, token)
+    if marked:
+        log.warning("marked %d run(s) whose worker died as interrupted", marked)
+    return marked
+
+
+def mark_interrupted(reason: str = "the process running it stopped", only_dead: bool = False) -> int:
+    """Mark queued or running runs as interrupted and remove their partial model folders; returns the count.
+
+    With ``only_dead`` only runs whose worker is gone are marked (see reap_dead_runs): runs owned by a live process
+    on this machine, or by a process on another machine that still sends heartbeats, are left alone; runs with no
+    recorded owner count as dead.
+    """
+    return reap_dead_runs(None if only_dead else reason, only_dead=only_dead)

@@ -520,7 +520,8 @@ def examples_frame(ref: int | str) -> pd.DataFrame:
 LABELING_API = ("edit_example", "set_label", "set_labels_bulk", "set_answer", "set_spans", "add_label", "rename_label",
                 "undo_last", "label_history")
 RUNS_API = ("create_run", "update_run", "add_metric_points", "get_run", "list_runs", "metric_frame",
-            "delete_run", "mark_interrupted")
+            "delete_run", "mark_interrupted", "claim_run", "heartbeat", "request_cancel", "reap_dead_runs",
+            "RunGoneError", "model_folder_name", "partial_folder_prefix")
 
 __all__ = ["StorageError", "NotFoundError", "DuplicateNameError", "StaleEditError", "InvalidEditError",
            "get_engine", "migrate", "dispose_engines", "create_dataset", "list_datasets", "get_dataset",

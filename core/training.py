@@ -11,6 +11,7 @@ environment): rank 0 evaluates, logs and saves.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -24,9 +25,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from core import config as spanlab_config
-from core import fewshot, models, storage, tasks
+from core import fewshot, models, runs_store, storage, tasks
 from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
 from core.tasks.base import TaskDataError
+
+
+log = logging.getLogger(__name__)
 
 
 class TrainingError(Exception):
@@ -292,10 +296,11 @@ def resolve_defaults(cfg: TrainConfig, task: str, n_train_features: int, hidden_
 # ---------------------------------------------------------------- the run
 
 class MetricWriter:
-    """Buffers metric points and writes them to the database at most every ``interval`` seconds."""
+    """Buffers metric points and writes them to the database at most every ``interval`` seconds, to the run its
+    worker owns (``owner``: the run's token)."""
 
-    def __init__(self, run_id: int, interval: float = 1.0):
-        self.run_id, self.interval, self.buffer, self.last = run_id, interval, [], 0.0
+    def __init__(self, run_id: int, interval: float = 1.0, owner: str | None = None):
+        self.run_id, self.interval, self.buffer, self.last, self.owner = run_id, interval, [], 0.0, owner
 
     def add(self, step: int, epoch: float, values: dict, force: bool = False, **run_fields):
         self.buffer.extend({"step": step, "epoch": round(epoch, 4), "name": k, "value": float(v)}
@@ -305,11 +310,42 @@ class MetricWriter:
 
     def flush(self, **run_fields):
         if self.buffer:
-            storage.add_metric_points(self.run_id, self.buffer)
+            storage.add_metric_points(self.run_id, self.buffer, owner=self.owner)
             self.buffer = []
         if run_fields:
-            storage.update_run(self.run_id, **run_fields)
+            storage.update_run(self.run_id, owner=self.owner, **run_fields)
         self.last = time.monotonic()
+
+
+class Heartbeat:
+    """A worker's pulse: a daemon thread that refreshes the run's heartbeat every HEARTBEAT_INTERVAL_S (so other
+    processes can tell this worker is alive, even during a long evaluation or save) and sets ``cancel`` when someone
+    asked the run to stop (storage.request_cancel) or deleted it (then ``gone`` is set too)."""
+
+    def __init__(self, run_id: int, owner: str, cancel: threading.Event):
+        self.run_id, self.owner, self.cancel = run_id, owner, cancel
+        self.gone, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"spanlab-heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _beat(self):
+        while not self._stop.wait(runs_store.HEARTBEAT_INTERVAL_S):
+            try:
+                if storage.heartbeat(self.run_id, self.owner):
+                    self.cancel.set()
+            except storage.RunGoneError:
+                self.gone.set()
+                self.cancel.set()
+                return
+            except Exception as error:  # a busy or unreachable database: try again at the next beat
+                log.warning("run %s: heartbeat not recorded (%s)", self.run_id, error)
 
 
 def train_other_rank(cfg: TrainConfig) -> dict:
@@ -320,21 +356,39 @@ def train_other_rank(cfg: TrainConfig) -> dict:
 
 def execute_run(run_id: int, cancel: threading.Event | None = None, progress=None) -> dict:
     """Train run ``run_id`` (its params are a TrainConfig) and record the outcome. Never raises for a training
-    failure: the run is marked failed with the message. KeyboardInterrupt marks it interrupted and re-raises."""
+    failure: the run is marked failed with the message. KeyboardInterrupt marks it interrupted and re-raises.
+
+    The worker writes only to the run it owns (the run's token): if the run is deleted meanwhile, training stops,
+    nothing more is written and a model folder saved for it is removed again (status "deleted" in the result)."""
     cancel = cancel or threading.Event()
     run = storage.get_run(run_id)
-    storage.update_run(run_id, status="running", started_at=_now(), error=None)
+    owner = run["token"]
     try:
-        outcome = _train(run_id, TrainConfig.from_params(run["params"]), cancel, progress)
-    except KeyboardInterrupt:
-        storage.update_run(run_id, status="interrupted", error="stopped by Ctrl-C", finished_at=_now())
-        raise
-    except Exception as exc:  # recorded, not raised: the runner goes on with the next run
-        message = describe_error(exc)
-        _write_traceback(run_id)
-        storage.update_run(run_id, status="failed", error=message, finished_at=_now())
-        return {"run": run_id, "status": "failed", "error": message}
-    storage.update_run(run_id, finished_at=_now(), **outcome)
+        if not storage.claim_run(run_id, owner):
+            return {"run": run_id, "status": storage.get_run(run_id)["status"], "error": "cancelled before it started"}
+        with Heartbeat(run_id, owner, cancel):
+            try:
+                outcome = _train(run_id, TrainConfig.from_params(run["params"]), cancel, progress, owner)
+            except KeyboardInterrupt:
+                storage.update_run(run_id, owner=owner, status="interrupted", error="stopped by Ctrl-C",
+                                   finished_at=_now())
+                raise
+            except storage.RunGoneError:
+                raise
+            except Exception as exc:  # recorded, not raised: the runner goes on with the next run
+                message = describe_error(exc)
+                _write_traceback(run_id, owner)
+                storage.update_run(run_id, owner=owner, status="failed", error=message, finished_at=_now())
+                return {"run": run_id, "status": "failed", "error": message}
+        try:
+            storage.update_run(run_id, owner=owner, finished_at=_now(), **outcome)
+        except storage.RunGoneError:
+            if outcome.get("artifact_dir"):
+                shutil.rmtree(outcome["artifact_dir"], ignore_errors=True)
+            raise
+    except storage.RunGoneError as error:
+        log.warning("%s", error)
+        return {"run": run_id, "status": "deleted", "error": str(error)}
     return {"run": run_id, **outcome}
 
 
@@ -349,11 +403,11 @@ def describe_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[:500]}"
 
 
-def _write_traceback(run_id: int) -> None:
+def _write_traceback(run_id: int, owner: str | None) -> None:
     try:
         folder = spanlab_config.runs_dir() / "logs"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"run-{run_id}-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        (folder / f"{storage.model_folder_name(run_id, owner)}-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
     except OSError:
         pass
 
@@ -373,7 +427,7 @@ def freezes_word_embeddings(setting: str, task: str) -> bool:
     return setting == "on" or (setting == "auto" and tasks.get(task).freezes_word_embeddings)
 
 
-def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> dict:
+def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, owner: str | None = None) -> dict:
     import torch
     from transformers import get_linear_schedule_with_warmup, set_seed
 
@@ -428,7 +482,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     eval_every = cfg.eval_every or evaluation_interval(ft_steps, len(prepared.validation), cfg.batch_size)
     log_every = max(1, min(10, total_steps // 50))
     if is_main:
-        storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
+        storage.update_run(run_id, owner=owner, device=device, precision=precision, total_steps=total_steps, step=0,
                            params={**cfg.to_params(), "notes": notes, "version_2": prepared.version_2,
                                    "labels": prepared.labels,
                                    "n_train": sum(not e.get("synthetic") for e in prepared.train),
@@ -455,7 +509,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     lengths = [len(f["input_ids"]) for f in train_features]
     rng = random.Random(cfg.seed)
     evaluator = Evaluator(prepared, tokenizer, cfg, device, amp_dtype) if is_main and prepared.validation else None
-    writer = MetricWriter(run_id)
+    writer = MetricWriter(run_id, owner=owner)
     metric_name = task.metric_for_best
     best = {"value": None, "step": 0, "state": None, "metrics": {}}
     bad_evals, step, samples, eval_time, window = 0, 0, 0, 0.0, []
@@ -540,7 +594,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
         final = evaluator.evaluate(model)
     artifact = None
     if stop_reason != "cancelled" or best["state"] is not None:
-        artifact = save_model_folder(run_id, model, tokenizer, prepared, cfg, resolved.ref, final)
+        artifact = save_model_folder(run_id, model, tokenizer, prepared, cfg, resolved.ref, final, owner)
     final.update({"best_step": best["step"], "train_seconds": round(train_time, 3),
                   "eval_seconds": round(eval_time, 3), "wall_seconds": round(time.monotonic() - started, 3),
                   "stopped": stop_reason or "finished"})
@@ -632,20 +686,29 @@ class Evaluator:
 
 
 def save_model_folder(run_id: int, model, tokenizer, prepared: Prepared, cfg: TrainConfig, base_model: str,
-                      metrics: dict) -> Path:
-    """Write the model as a standard HF folder, atomically (temp folder + rename): plain ``transformers`` loads it."""
-    final = spanlab_config.runs_dir() / f"run-{run_id}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".run-{run_id}-", dir=spanlab_config.runs_dir()))
+                      metrics: dict, token: str | None = None) -> Path:
+    """Write the model as a standard HF folder, atomically (temp folder + rename): plain ``transformers`` loads it.
+    The folder is the run's own (storage.model_folder_name: its id and token); an existing folder of that name is
+    never replaced (TrainingError)."""
+    root = spanlab_config.runs_dir()
+    final = root / storage.model_folder_name(run_id, token)
+    if final.exists():
+        raise TrainingError(f"the model folder {final} already exists and SpanLab never replaces a model folder: "
+                            "move it away (or delete the run it belongs to) and train again")
+    tmp = Path(tempfile.mkdtemp(prefix=storage.partial_folder_prefix(run_id, token), dir=root))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         meta = {"task": prepared.task, **run_settings(prepared, cfg), "base_model": base_model, "run": run_id,
-                "recipe": "few-shot (core/fewshot.py)" if prepared.few_shot else "fine-tuning",
+                "run_token": token, "recipe": "few-shot (core/fewshot.py)" if prepared.few_shot else "fine-tuning",
                 "metrics": {k: v for k, v in metrics.items() if _is_number(v)}}
         (tmp / "spanlab.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        try:
+            final.mkdir()  # claims the name: fails if anything took it meanwhile, so nothing is ever replaced
+        except FileExistsError:
+            raise TrainingError(f"the model folder {final} appeared while this run was saving: it was left as it "
+                                "is; train again") from None
+        os.replace(tmp, final)  # onto the empty folder just made
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

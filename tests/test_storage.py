@@ -280,7 +280,7 @@ def test_runs_crud_and_metric_points():
     run = get_run(first)
     assert (run["status"], run["metrics"], run["duration_s"], run["train_samples_per_second"]) == \
         ("completed", {"eval/accuracy": 0.75}, 90.0, 12.5)
-    with pytest.raises(InvalidEditError, match=r"no column\(s\) \['colour'\]"):
+    with pytest.raises(InvalidEditError, match=r"no column\(s\) \['colour'\] to set"):
         update_run(first, colour="red")
     with pytest.raises(InvalidEditError, match="unknown run status"):
         update_run(first, status="done")
@@ -315,8 +315,8 @@ def test_delete_run_removes_its_folder_only_inside_runs_dir(tmp_path):
     outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
     outside.mkdir()
     run_in, run_out = (create_run("reviews", "classification", "m", {}) for _ in range(2))
-    update_run(run_in, artifact_dir=str(inside))
-    update_run(run_out, artifact_dir=str(outside))
+    update_run(run_in, artifact_dir=str(inside), status="completed")
+    update_run(run_out, artifact_dir=str(outside), status="completed")
     add_metric_points(run_in, [{"step": 1, "name": "train/loss", "value": 0.3}])
 
     delete_run(run_in)
@@ -418,3 +418,104 @@ def test_two_threads_write_concurrently_without_lock_errors():
     assert errors == []
     assert len(metric_frame(run_id)) == rounds and get_run(run_id)["step"] == rounds - 1
     assert len(label_history("reviews", limit=1000)) > 0
+
+
+# --- runs: ids never reused, active runs kept, each worker writes only to its own run (issue 12, findings 4 and 6) ----
+
+def test_run_ids_are_never_reused_after_deleting_the_newest_run():
+    make_sentiment()
+    first = create_run("reviews", "classification", "m", {})
+    newest = create_run("reviews", "classification", "m", {})
+    update_run(newest, status="completed")
+    delete_run(newest)
+    again = create_run("reviews", "classification", "m", {})
+    assert again > newest > first  # SQLite without AUTOINCREMENT handed out `newest` again
+
+
+def test_an_active_run_cannot_be_deleted_until_it_is_cancelled():
+    make_sentiment()
+    queued, running = (create_run("reviews", "classification", "m", {}) for _ in range(2))
+    update_run(running, status="running")
+    for run_id, status in ((queued, "queued"), (running, "running")):
+        with pytest.raises(InvalidEditError, match=rf"run {run_id} is still {status}: cancel it first"):
+            delete_run(run_id)
+        assert get_run(run_id)["status"] == status
+    assert storage.request_cancel(running) and get_run(running)["cancel_requested"]
+    update_run(running, status="cancelled")
+    assert not storage.request_cancel(running)  # nothing to cancel any more
+    delete_run(running)
+    with pytest.raises(NotFoundError):
+        get_run(running)
+
+
+def test_a_worker_writes_only_to_the_run_it_owns():
+    make_sentiment()
+    mine = create_run("reviews", "classification", "m", {})
+    token = get_run(mine)["token"]
+    other = create_run("reviews", "classification", "m", {})
+    assert len(token) == 32 and get_run(other)["token"] != token
+    assert storage.claim_run(mine, token) and get_run(mine)["heartbeat_at"] is not None
+    add_metric_points(mine, [{"step": 1, "name": "train/loss", "value": 0.5}], owner=token)
+    update_run(mine, owner=token, step=1)
+    with pytest.raises(storage.RunGoneError):  # another run's token: never written
+        update_run(other, owner=token, status="completed", artifact_dir="/elsewhere")
+    with pytest.raises(storage.RunGoneError):
+        add_metric_points(other, [{"step": 1, "name": "train/loss", "value": 9.0}], owner=token)
+    assert (get_run(other)["status"], get_run(other)["artifact_dir"], len(metric_frame(other))) == ("queued", None, 0)
+    with pytest.raises(InvalidEditError, match=r"\['token'\]"):
+        update_run(other, token=token)  # ownership cannot be taken over through update_run
+
+    update_run(mine, status="cancelled")  # stopped; then deleted under its (still live) worker's feet
+    delete_run(mine)
+    with pytest.raises(storage.RunGoneError):
+        update_run(mine, owner=token, status="completed")
+    with pytest.raises(storage.RunGoneError):
+        storage.heartbeat(mine, token)
+
+
+def test_cancel_requested_before_start_is_honoured_by_claim_run():
+    make_sentiment()
+    run_id = create_run("reviews", "classification", "m", {})
+    assert storage.request_cancel(run_id)
+    assert storage.claim_run(run_id, get_run(run_id)["token"]) is False
+    assert (get_run(run_id)["status"], get_run(run_id)["error"]) == ("cancelled", "cancelled before it started")
+    running = create_run("reviews", "classification", "m", {})
+    token = get_run(running)["token"]
+    assert storage.claim_run(running, token) and storage.heartbeat(running, token) is False
+    storage.request_cancel(running)
+    assert storage.heartbeat(running, token) is True  # the worker learns it at its next heartbeat
+
+
+def _dead_pid() -> int:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(gone.stdout)
+
+
+def test_reading_runs_marks_dead_workers_interrupted_and_removes_their_partial_folders():
+    make_sentiment()
+    dead, stale, alive, remote_fresh = (create_run("reviews", "classification", "m", {}) for _ in range(4))
+    now = get_run(dead)["created_at"]
+    update_run(dead, status="running", worker_pid=_dead_pid())
+    update_run(stale, status="running", worker_host="another-machine", worker_pid=4321)
+    update_run(remote_fresh, status="running", worker_host="another-machine", worker_pid=4321)
+    engine = storage.get_engine()
+    with engine.begin() as connection:  # another machine's worker: last heard of long ago vs. just now
+        connection.execute(text("UPDATE runs SET heartbeat_at = :t WHERE id = :id"),
+                           [{"t": (now - timedelta(hours=1)).replace(tzinfo=None), "id": stale},
+                            {"t": now.replace(tzinfo=None), "id": remote_fresh}])
+    with engine.connect() as connection:
+        token = connection.execute(text("SELECT token FROM runs WHERE id = :id"), {"id": dead}).scalar()
+    partial = runs_dir() / f"{storage.partial_folder_prefix(dead, token)}abc123"
+    (partial / "model").mkdir(parents=True)
+    (partial / "model" / "model.safetensors").write_bytes(b"\0" * 1024)
+    legacy = runs_dir() / f".run-{dead}-k2j4x_9q"  # the partial folder name before folders carried the token
+    legacy.mkdir()
+    kept = runs_dir() / f"{storage.partial_folder_prefix(alive, get_run(alive)['token'])}zzz"
+    kept.mkdir()
+
+    by_id = {run["id"]: run for run in list_runs()}  # reading the runs is enough
+    assert by_id[dead]["status"] == "interrupted" and "pid" in by_id[dead]["error"]
+    assert by_id[dead]["finished_at"] is not None
+    assert by_id[stale]["status"] == "interrupted" and "not been heard from" in by_id[stale]["error"]
+    assert (by_id[alive]["status"], by_id[remote_fresh]["status"]) == ("queued", "running")
+    assert not partial.exists() and not legacy.exists() and kept.exists()
