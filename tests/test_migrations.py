@@ -14,10 +14,10 @@ HEAD = "0005"
 
 
 @pytest.fixture
-def old_database(tmp_path, monkeypatch):
-    """A database migrated only to 0001 holding one dataset with an edit and one run with points."""
-    monkeypatch.setenv("SPANLAB_HOME", str(tmp_path))
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def old_database(database_url, monkeypatch):
+    """A database (SQLite, then PostgreSQL: conftest's database_url) migrated only to 0001 holding one dataset with
+    an edit and one run with points."""
+    url = database_url
     monkeypatch.setenv("DATABASE_URL", url)
     storage.migrate(url, "0001")
     now = datetime(2024, 5, 1, 12, 0, 0)
@@ -32,7 +32,7 @@ def old_database(tmp_path, monkeypatch):
                             {"id": 2, "pos": 1, "text": "awful", "label": None, "now": now}])
         connection.execute(text("INSERT INTO label_events (dataset_id, example_id, actor, field, old_value, "
                                 "new_value, created_at, undone) VALUES (1, 1, 'user', 'label', 'null', '\"pos\"', "
-                                ":now, 0)"), {"now": now})
+                                ":now, :undone)"), {"now": now, "undone": False})
         connection.execute(text("INSERT INTO runs (id, dataset_id, dataset_name, task, model, params, status, "
                                 "created_at, step, total_steps, metrics) VALUES (1, 1, 'reviews', 'classification', "
                                 "'tiny', '{\"lr\": 0.001}', 'completed', :now, 4, 4, '{\"eval/accuracy\": 0.5}')"),
@@ -89,9 +89,7 @@ def test_downgrade_to_0001_and_back_keeps_rows(old_database):
     assert [e["text"] for e in storage.load_examples("reviews")] == ["great", "awful"]
 
 
-def test_orm_models_match_the_migrated_schema(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPANLAB_HOME", str(tmp_path))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+def test_orm_models_match_the_migrated_schema(database_url):
     with storage.get_engine().connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), storage.Base.metadata) == []
     storage.dispose_engines()
@@ -106,3 +104,36 @@ def test_head_revision_constant_matches_the_migration_scripts():
     config = Config()
     config.set_main_option("script_location", str(storage.MIGRATIONS_DIR))
     assert ScriptDirectory.from_config(config).get_current_head() == storage.HEAD_REVISION
+
+
+def test_upgrade_to_0005_rebuilds_runs_in_place_so_ids_are_never_reused(old_database):
+    """0005 rebuilds SQLite's runs table with AUTOINCREMENT: every run and its metric points survive (the rebuild
+    must not cascade into metric_points), each run gets its own token, and a deleted run's id is never handed out
+    again, also for ids below the largest one inserted before the upgrade."""
+    engine = create_engine(old_database)
+    with engine.begin() as connection:
+        now = datetime(2024, 5, 2)
+        connection.execute(text("INSERT INTO runs (id, dataset_id, dataset_name, task, model, params, status, "
+                                "created_at, step, total_steps, metrics) VALUES (:id, 1, 'reviews', 'classification', "
+                                "'tiny', '{}', 'completed', :now, 0, 0, '{}')"), [{"id": 2, "now": now},
+                                                                                  {"id": 3, "now": now}])
+        connection.execute(text("INSERT INTO metric_points (run_id, step, name, value, created_at) "
+                                "VALUES (3, 1, 'train/loss', 0.25, :now)"), {"now": now})
+    engine.dispose()
+    storage.migrate(old_database, "0004")
+    storage.migrate(old_database)  # 0004 -> 0005
+    assert _revision(old_database) == HEAD
+    assert storage.metric_frame([1, 3])["value"].tolist() == [0.5, 0.25]
+    runs = {run["id"]: run for run in storage.list_runs()}
+    assert sorted(runs) == [1, 2, 3] and len({run["token"] for run in runs.values()}) == 3
+    assert runs[1]["metrics"] == {"eval/accuracy": 0.5} and runs[1]["cancel_requested"] is False
+    storage.delete_run(3)
+    assert storage.create_run("reviews", "classification", "m", {}) == 4  # not 3 again
+    with storage.get_engine().connect() as connection:
+        indexes = {index["name"] for index in inspect(connection).get_indexes("runs")}
+        foreign = inspect(connection).get_foreign_keys("runs")
+        if connection.dialect.name == "sqlite":
+            sql = connection.execute(text("SELECT sql FROM sqlite_master WHERE name = 'runs'")).scalar()
+            assert "AUTOINCREMENT" in sql
+    assert "ix_runs_dataset_name" in indexes
+    assert [(f["referred_table"], f["options"].get("ondelete")) for f in foreign] == [("datasets", "SET NULL")]
