@@ -16,8 +16,11 @@ rename_label, undo_last, ...) and the runs API (create_run, add_metric_points, .
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -386,7 +389,9 @@ def _clean_label_list(labels: Sequence[Any]) -> list[str]:
 
 def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | None = None,
                    source: str | None = None) -> dict:
-    """Store a new dataset and its rows (in order) in one transaction; returns the dataset dict.
+    """Store a new dataset and its rows (in order); returns the dataset dict. The rows are written in bounded
+    batches, each a short transaction, and the dataset becomes visible only once all of them are in (a failure or
+    a killed process leaves nothing visible behind).
 
     Rows are numbered from 1 in error messages. Classification rows: {text, label?, split?};
     QA rows: {context, question, answer_text?, answer_start?, qid?, split?} where answer_text "" means
@@ -411,22 +416,91 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
                                        f"{label_set}: add it to the labels or fix the row")
     else:
         label_set = sorted({label for row in cleaned for label in task_obj.row_labels(row)})
-    now = utcnow()
+    return _store_dataset(name, task, task_obj, cleaned, label_set, source)
+
+
+IMPORT_BATCH_ROWS = 5000  # rows per writing transaction of an import: each holds the write lock only briefly
+
+
+def _import_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _visible(stmt):
+    """Only datasets whose import has finished (a staged import is invisible to everyone)."""
+    return stmt.where(Dataset.import_owner.is_(None))
+
+
+def _duplicate(session: Session, name: str) -> None:
+    if session.scalar(_visible(select(Dataset.id).where(Dataset.name == name))) is not None:
+        raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name or delete it first")
+
+
+def _store_dataset(name: str, task: str, task_obj, cleaned: list[dict], label_set: list[str],
+                   source: str | None) -> dict:
+    """Write a checked dataset in bounded batches, each its own short transaction, under a staging name with
+    ``import_owner`` set (invisible to every reader); the last transaction gives it its name. A failure removes what
+    was written; a process killed midway leaves an invisible staged dataset that remove_abandoned_imports clears."""
+    remove_abandoned_imports()
+    now, owner = utcnow(), _import_owner()
     with writing() as session:
-        if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
-            raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name or delete it first")
-        dataset = Dataset(name=name, task=task, labels=label_set, source=source, created_at=now)
+        _duplicate(session, name)
+        dataset = Dataset(name=f".importing-{owner}", task=task, labels=label_set, source=source, created_at=now,
+                          import_owner=owner)
         session.add(dataset)
-        try:
-            session.flush()
-        except IntegrityError:
-            raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name") from None
-        for position, row in enumerate(cleaned):
-            row.update(dataset_id=dataset.id, position=position, version=1, updated_at=now)
-        if cleaned:
-            session.execute(insert(Example.__table__), cleaned)
-        labeled = sum(1 for row in cleaned if row[task_obj.done_field] is not None)
-        return _dataset_dict(dataset, len(cleaned), labeled)
+        session.flush()
+        dataset_id = dataset.id
+    try:
+        for start in range(0, len(cleaned), IMPORT_BATCH_ROWS):
+            batch = cleaned[start:start + IMPORT_BATCH_ROWS]
+            for position, row in enumerate(batch, start=start):
+                row.update(dataset_id=dataset_id, position=position, version=1, updated_at=now)
+            with writing() as session:
+                session.execute(insert(Example.__table__), batch)
+        with writing() as session:
+            _duplicate(session, name)  # another import may have taken the name meanwhile
+            dataset = session.get(Dataset, dataset_id, with_for_update=True)
+            dataset.name, dataset.import_owner = name, None
+            try:
+                session.flush()
+            except IntegrityError:
+                raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name") from None
+    except BaseException:
+        _remove_staged(dataset_id)
+        raise
+    labeled = sum(1 for row in cleaned if row[task_obj.done_field] is not None)
+    return _dataset_dict(dataset, len(cleaned), labeled)
+
+
+def _remove_staged(dataset_id: int) -> None:
+    """Delete a staged (unfinished) import, its rows in bounded batches."""
+    try:
+        while True:
+            with writing() as session:
+                ids = select(Example.id).where(Example.dataset_id == dataset_id).limit(IMPORT_BATCH_ROWS)
+                if not session.execute(delete(Example).where(Example.id.in_(ids.scalar_subquery()))).rowcount:
+                    session.execute(delete(Dataset).where(Dataset.id == dataset_id, Dataset.import_owner.is_not(None)))
+                    return
+    except Exception as error:  # the original error matters more; the next import clears it
+        log.warning("could not remove the unfinished import %s yet (%s)", dataset_id, error)
+
+
+def remove_abandoned_imports() -> int:
+    """Remove staged imports whose process died (on this host: its pid is gone); returns how many."""
+    from core.runs_store import _process_alive
+    host = socket.gethostname()
+    with reading() as session:
+        staged = session.execute(select(Dataset.id, Dataset.import_owner)
+                                 .where(Dataset.import_owner.is_not(None))).all()
+    abandoned = []
+    for dataset_id, owner in staged:
+        owner_host, pid, _ = (owner.rsplit(":", 2) + ["", ""])[:3]  # "host:pid:random" (see _import_owner)
+        if owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
+            abandoned.append(dataset_id)
+    for dataset_id in abandoned:
+        log.warning("removing the rows of an import whose process died (dataset id %s)", dataset_id)
+        _remove_staged(dataset_id)
+    return len(abandoned)
 
 
 ROW_COLUMNS = ("split", "text", "label", "context", "question", "answer_text", "answer_start", "qid", "spans",
@@ -441,8 +515,8 @@ def _dataset_dict(dataset: Dataset, rows: int, labeled: int) -> dict:
 def _dataset_summaries(where=None) -> list[dict]:
     is_labeled = or_(*(and_(Dataset.task == task.name, getattr(Example, task.done_field).is_not(None))
                        for task in tasks.ALL))
-    stmt = (select(Dataset, func.count(Example.id), func.count(case((is_labeled, 1))))
-            .outerjoin(Example, Example.dataset_id == Dataset.id).group_by(Dataset.id).order_by(Dataset.name))
+    stmt = _visible(select(Dataset, func.count(Example.id), func.count(case((is_labeled, 1))))
+                    .outerjoin(Example, Example.dataset_id == Dataset.id).group_by(Dataset.id).order_by(Dataset.name))
     if where is not None:
         stmt = stmt.where(where)
     with reading() as session:
@@ -456,13 +530,13 @@ def list_datasets() -> list[dict]:
 
 def find_dataset(session: Session, ref: int | str) -> Dataset:
     if isinstance(ref, int) and not isinstance(ref, bool):
-        dataset = session.get(Dataset, ref)
+        dataset = session.scalar(_visible(select(Dataset).where(Dataset.id == ref)))
     elif isinstance(ref, str):
-        dataset = session.scalar(select(Dataset).where(Dataset.name == ref.strip()))
+        dataset = session.scalar(_visible(select(Dataset).where(Dataset.name == ref.strip())))
     else:
         raise InvalidEditError(f"a dataset is named by its id (int) or name (str), not {type(ref).__name__}")
     if dataset is None:
-        names = session.scalars(select(Dataset.name).order_by(Dataset.name).limit(6)).all()
+        names = session.scalars(_visible(select(Dataset.name)).order_by(Dataset.name).limit(6)).all()
         known = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "") if names else "none yet"
         raise NotFoundError(f"no dataset {ref!r} (existing datasets: {known}): check the name or import it first")
     return dataset
@@ -525,6 +599,7 @@ RUNS_API = ("create_run", "update_run", "add_metric_points", "get_run", "list_ru
 
 __all__ = ["StorageError", "NotFoundError", "DuplicateNameError", "StaleEditError", "InvalidEditError",
            "get_engine", "migrate", "dispose_engines", "create_dataset", "list_datasets", "get_dataset",
+           "remove_abandoned_imports",
            "delete_dataset", "load_examples", "examples_frame", *LABELING_API, *RUNS_API]
 
 

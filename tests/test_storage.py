@@ -1,10 +1,13 @@
 """Tests for core.storage (datasets, labeling, undo) and the runs API it serves from core.runs_store."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -519,3 +522,116 @@ def test_reading_runs_marks_dead_workers_interrupted_and_removes_their_partial_f
     assert by_id[stale]["status"] == "interrupted" and "not been heard from" in by_id[stale]["error"]
     assert (by_id[alive]["status"], by_id[remote_fresh]["status"]) == ("queued", "running")
     assert not partial.exists() and not legacy.exists() and kept.exists()
+
+
+# --- imports in short batches, writers that wait instead of failing (issue 12, finding 7) --------------------------
+
+def big_rows(n: int) -> list[dict]:
+    return [{"text": f"review number {i}", "label": ("pos", "neg")[i % 2]} for i in range(n)]
+
+
+def test_a_big_import_writes_in_short_batches_invisible_until_done_while_others_write(monkeypatch):
+    make_sentiment("other")
+    monkeypatch.setattr(storage, "IMPORT_BATCH_ROWS", 100)
+    real_writing, seen, errors = storage.writing, [], []
+
+    @contextlib.contextmanager
+    def watched_writing():
+        # Between two of the import's transactions: nobody sees a half dataset, and another writer gets in at once
+        # (one transaction for the whole import would keep it waiting until the import ends).
+        seen.append([d["name"] for d in list_datasets()])
+        writer = threading.Thread(target=lambda: _record_errors(errors, create_run, "other", "classification", "m", {}))
+        writer.start()
+        writer.join(timeout=60)
+        assert not writer.is_alive()
+        with real_writing() as session:
+            yield session
+
+    monkeypatch.setattr(storage, "writing", watched_writing)
+    created = create_dataset("big", "classification", big_rows(1000))
+    monkeypatch.setattr(storage, "writing", real_writing)
+    assert errors == []
+    assert len(seen) >= 12  # the staging row, 10 batches of 100 rows, the final rename
+    assert all(names == ["other"] for names in seen)
+    assert created["rows"] == 1000 and get_dataset("big")["rows"] == 1000
+    assert [e["text"] for e in load_examples("big")][:3] == ["review number 0", "review number 1", "review number 2"]
+    assert [e["position"] for e in load_examples("big")] == list(range(1000))
+    assert len(list_runs()) == len(seen)  # every concurrent writer got its turn
+
+
+def _record_errors(errors, function, *args):
+    try:
+        function(*args)
+    except BaseException as error:  # noqa: BLE001 - reported by the test
+        errors.append(error)
+
+
+def test_an_import_failing_midway_leaves_nothing_and_frees_the_name(monkeypatch):
+    monkeypatch.setattr(storage, "IMPORT_BATCH_ROWS", 100)
+    real_writing, calls = storage.writing, []
+
+    @contextlib.contextmanager
+    def failing_writing():
+        calls.append(1)
+        if len(calls) == 5:  # the 4th batch
+            raise OSError("disk full")
+        with real_writing() as session:
+            yield session
+
+    monkeypatch.setattr(storage, "writing", failing_writing)
+    with pytest.raises(OSError, match="disk full"):
+        create_dataset("big", "classification", big_rows(1000))
+    monkeypatch.setattr(storage, "writing", real_writing)
+    assert list_datasets() == []
+    with storage.get_engine().connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM examples")).scalar() == 0
+        assert connection.execute(text("SELECT COUNT(*) FROM datasets")).scalar() == 0
+    assert create_dataset("big", "classification", big_rows(10))["rows"] == 10
+
+
+def test_the_rows_of_an_import_whose_process_was_killed_are_removed():
+    make_sentiment()
+    dead_pid = _dead_pid()
+    engine = storage.get_engine()
+    with engine.begin() as connection:  # what a process killed between two batches leaves behind
+        staged = connection.execute(text(
+            "INSERT INTO datasets (name, task, labels, created_at, import_owner) VALUES "
+            "('.importing-x', 'classification', '[]', :now, :owner) RETURNING id"),
+            {"now": storage.utcnow().replace(tzinfo=None), "owner": f"{socket.gethostname()}:{dead_pid}:abcd1234"}
+        ).scalar()
+        connection.execute(text("INSERT INTO examples (dataset_id, position, text, version, updated_at) "
+                                "VALUES (:d, :p, 'x', 1, :now)"),
+                           [{"d": staged, "p": p, "now": storage.utcnow().replace(tzinfo=None)} for p in range(50)])
+    assert [d["name"] for d in list_datasets()] == ["reviews"]  # invisible
+    with pytest.raises(NotFoundError):
+        get_dataset(staged)
+    assert storage.remove_abandoned_imports() == 1
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM examples WHERE dataset_id = :d"), {"d": staged}).scalar() == 0
+        assert connection.execute(text("SELECT COUNT(*) FROM datasets")).scalar() == 1
+
+
+@sqlite_only
+def test_a_writer_waits_for_a_lock_held_longer_than_the_busy_timeout(monkeypatch, caplog, spanlab_home):
+    """A run started while an import holds SQLite's write lock for longer than the busy timeout used to fail with
+    'database is locked'; now the writer keeps queueing (with a warning in the log) and succeeds."""
+    import sqlite3
+    make_sentiment()
+    storage.dispose_engines()
+    monkeypatch.setattr(storage, "SQLITE_BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(spanlab_home / "spanlab.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    result, errors = [], []
+    writer = threading.Thread(target=lambda: _record_errors(errors, lambda: result.append(
+        create_run("reviews", "classification", "m", {}))))
+    with caplog.at_level("WARNING", logger="core.storage"):
+        writer.start()
+        deadline = time.monotonic() + 60
+        while not any("still waiting for the write lock" in r.getMessage() for r in caplog.records):
+            assert writer.is_alive() and time.monotonic() < deadline, errors
+            time.sleep(0.05)
+        assert writer.is_alive() and result == []  # locked out past its busy timeout, still waiting
+        holder.execute("COMMIT")
+        writer.join(timeout=60)
+    holder.close()
+    assert errors == [] and len(result) == 1 and get_run(result[0])["status"] == "queued"
