@@ -44,10 +44,9 @@ def wait_for(condition, what: str, timeout: float = 180.0, proc: subprocess.Pope
 
 
 def cli_env(home: Path) -> dict:
-    env = {**os.environ, "SPANLAB_HOME": str(home), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("DATABASE_URL", None)
-    return env
+    """The environment of a CLI process sharing this test's home and database (DATABASE_URL when set)."""
+    return {**os.environ, "SPANLAB_HOME": str(home), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false"}
 
 
 def start_train(home: Path, model_dir: Path, *extra: str, code: str | None = None) -> subprocess.Popen:
@@ -74,10 +73,10 @@ def cli(capsys, *args) -> tuple[int, dict, str]:
 
 
 @pytest.fixture
-def sentiment(spanlab_home):
+def sentiment(database_url, tmp_path):
+    """The dataset "sentiment" in a private home, on SQLite and on PostgreSQL (conftest's database_url)."""
     storage.create_dataset("sentiment", "classification", sentiment_rows(4))
-    yield spanlab_home
-    storage.dispose_engines()
+    return tmp_path / "home"
 
 
 def test_a_running_cli_run_cannot_be_deleted_but_can_be_cancelled_then_deleted(sentiment, tiny_model_dir, capsys):
@@ -183,7 +182,7 @@ def test_an_existing_model_folder_is_never_replaced(spanlab_home, tiny_model_dir
     assert [p.name for p in runs_dir().iterdir() if p.name.startswith(".run-")] == []
 
 
-def test_a_worker_whose_run_is_deleted_stops_and_writes_nothing_more(spanlab_home, tiny_model_dir, monkeypatch):
+def test_a_worker_whose_run_is_deleted_stops_and_writes_nothing_more(database_url, tiny_model_dir, monkeypatch):
     """A run marked interrupted by mistake (e.g. its heartbeat looked stale) and then deleted: its still-live
     worker must not write its status, curves or model into any row, and leaves no folder."""
     monkeypatch.setattr(runs_store, "HEARTBEAT_INTERVAL_S", 0.2)
