@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from core import storage
@@ -51,8 +52,8 @@ def test_soak_runs_imports_cancels_deletes_and_kills(spanlab_home, tiny_model_di
     killed: set[int] = set()  # pids killed with SIGKILL
     done = {"cancel": 0, "delete": 0, "refused": 0}  # what the chaos actually did
 
-    def serve():  # what the pages do on every rerun
-        while not stop.is_set():
+    def serve():  # what the pages do on every rerun (a few readers' worth: one rerun every 50 ms)
+        while not stop.wait(0.05):
             try:
                 runs = storage.list_runs()
                 storage.list_datasets()
@@ -76,8 +77,17 @@ def test_soak_runs_imports_cancels_deletes_and_kills(spanlab_home, tiny_model_di
     reader.start()
     importers = [threading.Thread(target=import_one, args=(n,), daemon=True) for n in range(IMPORTS)]
     processes += [start_trainer(spanlab_home, tiny_model_dir) for _ in range(TRAINERS)]
-    wait_for(lambda: sum(r["status"] == "running" and r["step"] > 0 for r in storage.list_runs()) == TRAINERS,
-             f"{TRAINERS} CLI runs to be training", timeout=240)
+
+    def all_training():
+        for proc in processes:
+            if proc.poll() is not None:
+                raise AssertionError(f"a CLI run exited ({proc.returncode}) early: {proc.communicate()[1][-2000:]}")
+        runs = storage.list_runs()
+        return sum(r["status"] == "running" and r["step"] > 0 for r in runs) == TRAINERS or \
+            (time.monotonic() > started + 280 and pytest.fail(f"not all training: {runs}"))
+
+    started = time.monotonic()
+    wait_for(all_training, f"{TRAINERS} CLI runs to be training", timeout=300)
 
     deadline = time.monotonic() + SOAK_SECONDS
     for thread in importers:
