@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from core.errors import SettingsError, UserError
+
 DEFAULT_MODEL = "SpanBERT/spanbert-base-cased"
 BUILTIN_ALIAS = "builtin-minilm"
 FALLBACK_TOKENIZER = "bert-base-cased"
@@ -43,7 +45,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
                    "spiece.model", "sentencepiece.bpe.model", "merges.txt", "vocab.json")
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(UserError):
     """The model cannot be found or fetched; the message says what to use instead."""
 
 
@@ -234,9 +236,9 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
         else:
             precision = "fp32"
     if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"unknown precision '{precision}': use auto, fp32, bf16 or fp16")
+        raise SettingsError(f"unknown precision '{precision}': use auto, fp32, bf16 or fp16")
     if precision == "fp16" and device == "cpu":
-        raise ValueError("fp16 training needs a GPU; use --precision fp32 or bf16 on the CPU")
+        raise SettingsError("fp16 training needs a GPU; use --precision fp32 or bf16 on the CPU")
     return device, precision
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 
 from core import tasks
 from core.config import database_url
+from core.errors import UserError
 from core.tasks.base import SPLITS, TaskDataError, clean_split, optional_str
 
 TASKS = tasks.NAMES
@@ -43,7 +44,7 @@ _WRITE_OPTION = "spanlab_write"  # execution option: this connection's transacti
 
 # --- Errors -----------------------------------------------------------------------------------------
 
-class StorageError(Exception):
+class StorageError(UserError):
     """Base class of every error this module raises on purpose."""
 
 

@@ -26,10 +26,11 @@ from pathlib import Path
 from core import config as spanlab_config
 from core import fewshot, models, storage, tasks
 from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
+from core.errors import UserError
 from core.tasks.base import TaskDataError
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """A problem with the data or settings, explained for the user."""
 
 

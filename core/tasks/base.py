@@ -22,6 +22,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
+
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {  # the one table of split names: what a file may say -> what is stored
     "train": "train", "training": "train",
@@ -31,7 +33,7 @@ SPLIT_ALIASES = {  # the one table of split names: what a file may say -> what i
 SPLIT_FIELD = ["split", "set", "fold"]
 
 
-class TaskDataError(ValueError):
+class TaskDataError(UserError, ValueError):
     """The rows or settings do not suit the task (e.g. only one label to train on); the message says what to do."""
 
 

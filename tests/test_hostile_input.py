@@ -1,0 +1,300 @@
+"""Issue 12, bad input and configuration: formula cells stay neutralised on every way out, broken files, databases and
+output paths give ``error: ...`` with exit code 2 (never a traceback, never a hang), real bugs still show one."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.__main__ import main
+from core.errors import UserError
+from core.exporting import csv_bytes
+from core.importing import ImportFailed, load_file, read_table
+
+ROOT = Path(__file__).resolve().parent.parent
+DANGEROUS = ['=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "-2+3+cmd|'/C calc'!A0"]
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def assert_user_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2, err
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+# --------------------------------------------------------------------------------------- finding 1: formula cells
+
+
+def test_predict_file_out_neutralises_formula_cells(spanlab_home, tiny_model_dir, tmp_path, capsys):
+    rows = [{"text": value} for value in DANGEROUS] + [{"text": "'=x"}, {"text": "''=y"}, {"text": "plain"}]
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes(rows, ["text"]))  # as exported: apostrophes protect the formula-like cells
+    raw = tmp_path / "raw.csv"
+    with open(raw, "w", newline="", encoding="utf-8") as handle:  # as a hostile user writes it: no protection
+        csv.writer(handle).writerows([["text"], *[[value] for value in DANGEROUS]])
+    for path in (source, raw):
+        out = tmp_path / f"out-{path.stem}.csv"
+        code, _, err = run_cli(capsys, "predict", str(tiny_model_dir), "--file", str(path), "--out", str(out))
+        assert code == 0, err
+        written = list(csv.reader(out.read_text(encoding="utf-8-sig").splitlines()))
+        header, cells = written[0], [cell for row in written[1:] for cell in row]
+        assert "text" in header and cells
+        live = [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+        assert live == [], live  # every cell a spreadsheet would run starts with an apostrophe instead
+        texts = [row[header.index("text")] for row in written[1:]]
+        assert texts[:len(DANGEROUS)] == ["'" + value for value in DANGEROUS]
+        if path is source:  # what came in protected goes out protected, the same cells
+            assert texts == [row[0] for row in csv.reader(source.read_text(encoding="utf-8-sig").splitlines()[1:])]
+
+
+def test_user_apostrophe_is_kept_and_round_trips_exactly(spanlab_home, tmp_path, capsys):
+    """A cell '=x means the text =x (as a spreadsheet reads it); text that itself starts with apostrophes before a
+    formula character keeps them through export and import."""
+    source = write(tmp_path / "mine.csv", "text,label\n'=x,a\n''=y,b\n'plain,a\n+1,b\n")
+    code, _, err = run_cli(capsys, "import", str(source), "--task", "classification", "--name", "mine")
+    assert code == 0, err
+    from core import storage
+    assert [row["text"] for row in storage.load_examples("mine")] == ["=x", "'=y", "'plain", "+1"]
+    exported = tmp_path / "out.csv"
+    assert run_cli(capsys, "export", "mine", "--out", str(exported))[0] == 0
+    cells = [row[0] for row in csv.reader(exported.read_text(encoding="utf-8-sig").splitlines()[1:])]
+    assert cells == ["'=x", "''=y", "'plain", "'+1"]  # none live: the cells the user wrote
+    code, _, err = run_cli(capsys, "import", str(exported), "--task", "classification", "--name", "again")
+    assert code == 0, err
+    assert [row["text"] for row in storage.load_examples("again")] == ["=x", "'=y", "'plain", "+1"]
+
+
+# --------------------------------------------------------------------------------------- finding 8: tracebacks
+
+
+def test_squad_answers_given_as_an_object(tmp_path):
+    document = {"data": [{"title": "t", "paragraphs": [{"context": "paris is big", "qas": [
+        {"id": "1", "question": "what?", "answers": {"text": ["paris"], "answer_start": [0]}},
+        {"id": "2", "question": "what?", "answers": {"text": "paris", "answer_start": 0}},
+        {"id": "3", "question": "why?", "answers": {}}]}]}]}
+    result = load_file(json.dumps(document).encode(), "qa", filename="hf.json")
+    assert result.ok, result.summary()
+    listed = json.loads(json.dumps(document))
+    listed["data"][0]["paragraphs"][0]["qas"][2]["answers"] = []
+    unanswered = load_file(json.dumps(listed).encode(), "qa", filename="squad.json").rows[2]
+    pairs = [(row["answer_text"], row["answer_start"]) for row in result.rows]
+    assert pairs == [("paris", 0), ("paris", 0), (unanswered["answer_text"], unanswered["answer_start"])]
+    document["data"][0]["paragraphs"][0]["qas"][0]["answers"] = "paris"
+    with pytest.raises(ImportFailed, match=r"data\[0\]\.paragraphs\[0\]\.qas\[0\]\.answers is a JSON str"):
+        read_table(json.dumps(document).encode(), "bad.json")
+    with pytest.raises(ImportFailed, match="line 1.answers must list texts"):
+        read_table(b'{"context": "c", "question": "q", "answers": {"text": [["x"]]}}\n', "bad.jsonl")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("deep.json", "[" * 100_000 + "]" * 100_000),
+    ("deep.jsonl", '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n"),
+    ("deep-cell.csv", "text,entities\nbob,\"" + "[" * 50_000 + "]" * 50_000 + "\"\n"),
+])
+@pytest.mark.parametrize("task", ["classification", "qa", "ner"])
+def test_deeply_nested_json_is_a_user_error(spanlab_home, tmp_path, capsys, name, text, task):
+    code, _, err = run_cli(capsys, "import", str(write(tmp_path / name, text)), "--task", task)
+    assert code in (0, 2) and "Traceback" not in err, err
+    if name.endswith(".json") or task == "ner":  # a nested cell is only read as JSON by the task that needs it
+        assert code == 2 and err.startswith("error: "), err
+
+
+@pytest.fixture
+def broken_home(tmp_path, monkeypatch):
+    """SPANLAB_HOME / DATABASE_URL pointed at one broken database after another."""
+    from core import storage
+    storage.dispose_engines()
+    yield monkeypatch
+    storage.dispose_engines()
+
+
+def database_cases(tmp_path: Path) -> dict:
+    good = tmp_path / "good"
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "spanlab.db").write_bytes(os.urandom(8192))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    return {
+        "read-only": ({"DATABASE_URL": f"sqlite:///file:{good / 'spanlab.db'}?mode=ro&uri=true"}, "read-only"),
+        "corrupt": ({"SPANLAB_HOME": str(corrupt)}, "damaged or not a SpanLab database"),
+        "malformed-url": ({"DATABASE_URL": "not a url at all"}, "not a usable database URL"),
+        "unknown-dialect": ({"DATABASE_URL": "foodb://user@host/db"}, "database kind SQLAlchemy does not know"),
+        "missing-driver": ({"DATABASE_URL": "mysql://user:secret@localhost/db"}, "driver"),
+        "newer-schema": ({"SPANLAB_HOME": str(tmp_path / "newer")}, "written by a newer SpanLab"),
+        "home-is-a-file": ({"SPANLAB_HOME": str(a_file)}, "is a file, not a folder"),
+        "unreachable-server": ({"DATABASE_URL": "postgresql+psycopg://user:secret@127.0.0.1:9/db"},
+                               "cannot use the database"),
+    }
+
+
+@pytest.mark.parametrize("case", ["read-only", "corrupt", "malformed-url", "unknown-dialect", "missing-driver",
+                                  "newer-schema", "home-is-a-file", "unreachable-server"])
+def test_broken_database_settings_are_user_errors(broken_home, tmp_path, capsys, case):
+    from core import storage
+    good_home = tmp_path / "good"
+    broken_home.setenv("SPANLAB_HOME", str(good_home))
+    broken_home.delenv("DATABASE_URL", raising=False)
+    storage.list_datasets()  # a database of the current schema
+    newer = tmp_path / "newer"
+    broken_home.setenv("SPANLAB_HOME", str(newer))
+    storage.list_datasets()
+    storage.dispose_engines()
+    with sqlite3.connect(newer / "spanlab.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0999'")
+    environment, fragment = database_cases(tmp_path)[case]
+    for key in ("SPANLAB_HOME", "DATABASE_URL"):
+        broken_home.delenv(key, raising=False)
+    broken_home.setenv("SPANLAB_HOME", str(good_home))
+    for key, value in environment.items():
+        broken_home.setenv(key, value)
+    data = write(tmp_path / "x.csv", "text,label\ngood,a\nbad,b\n")
+    commands = [("import", str(data), "--task", "classification")] + [("datasets",)] * (case != "read-only")
+    for args in commands:  # a read-only database still lists its datasets
+        storage.dispose_engines()
+        code, _, err = run_cli(capsys, *args)
+        assert_user_error(code, err, fragment)
+        assert "secret" not in err  # a password in DATABASE_URL is never printed
+
+
+@pytest.mark.parametrize("target", ["folder", "full-disk", "no-such-folder"])
+def test_export_out_to_a_folder_or_a_full_disk(spanlab_home, tmp_path, capsys, target):
+    data = write(tmp_path / "x.csv", "text,label\ngood,a\nbad,b\n")
+    assert run_cli(capsys, "import", str(data), "--task", "classification", "--name", "x")[0] == 0
+    if target == "full-disk" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system to simulate a full disk")
+    out = {"folder": tmp_path, "full-disk": Path("/dev/full"), "no-such-folder": tmp_path / "nope" / "x.csv"}[target]
+    code, _, err = run_cli(capsys, "export", "x", "--out", str(out))
+    assert_user_error(code, err, str(out))
+    assert not (tmp_path / "nope").exists()
+
+
+def test_predict_on_a_folder_whose_weights_the_safe_loader_refuses(spanlab_home, tmp_path, capsys):
+    import pickle
+
+    from tests.conftest import make_tiny_model
+    folder = make_tiny_model(tmp_path / "evil")
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"weight": Payload()}))
+    code, _, err = run_cli(capsys, "predict", str(folder), "--text", "hi")
+    assert_user_error(code, err, "cannot load the model", "safe loader refuses")
+    assert not marker.exists()
+    (folder / "spanlab.json").write_text("{not json")
+    code, _, err = run_cli(capsys, "predict", str(folder), "--text", "hi")
+    assert_user_error(code, err, "cannot load the model")
+
+
+def test_a_bug_still_shows_its_traceback(spanlab_home, monkeypatch, capsys):
+    """A ValueError from a bug is not passed off as the user's mistake."""
+    from core import storage
+
+    def broken():
+        raise ValueError("a bug in SpanLab")
+    monkeypatch.setattr(storage, "list_datasets", broken)
+    with pytest.raises(ValueError, match="a bug in SpanLab"):
+        main(["datasets"])
+    result = subprocess.run([sys.executable, "-c", "import core.__main__ as m, core.storage as s\n"
+                             "s.list_datasets = lambda: 1/0\nraise SystemExit(m.main(['datasets']))"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "SPANLAB_HOME": str(spanlab_home)})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
+
+
+def test_user_error_types_share_one_base():
+    from core import importing, inference, models, storage, training
+    from core.tasks.base import TaskDataError
+    for kind in (importing.ImportFailed, inference.PredictorError, models.ModelUnavailable, storage.StorageError,
+                 training.TrainingError, TaskDataError):
+        assert issubclass(kind, UserError), kind
+
+
+# --------------------------------------------------------------------------------------- finding 9: file kinds, size
+
+
+def test_import_refuses_a_fifo_without_hanging(spanlab_home, tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    result = subprocess.run([sys.executable, "-m", "core", "import", str(fifo), "--task", "classification"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "SPANLAB_HOME": str(spanlab_home)})
+    assert result.returncode == 2 and "named pipe (FIFO)" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path, fragment", [("/dev/zero", "a device"), ("DIR", "is a folder")])
+def test_import_refuses_devices_and_folders(spanlab_home, tmp_path, capsys, path, fragment):
+    if path == "/dev/zero" and not Path(path).exists():
+        pytest.skip("no /dev/zero")
+    path = str(tmp_path) if path == "DIR" else path
+    code, _, err = run_cli(capsys, "import", path, "--task", "classification")
+    assert_user_error(code, err, fragment)
+
+
+def test_import_size_cap_names_the_limit_and_the_setting(spanlab_home, tmp_path, capsys, monkeypatch):
+    data = write(tmp_path / "big.csv", "text,label\n" + "some text,a\n" * 20_000)  # ~240 KB
+    monkeypatch.setenv("SPANLAB_MAX_IMPORT_MB", "0.1")
+    code, _, err = run_cli(capsys, "import", str(data), "--task", "classification")
+    assert_user_error(code, err, "larger than the import limit of 0 MB", "SPANLAB_MAX_IMPORT_MB")
+    with pytest.raises(ImportFailed, match="import limit"):
+        read_table(data.read_bytes(), "upload.csv")
+    monkeypatch.setenv("SPANLAB_MAX_IMPORT_MB", "1")
+    assert run_cli(capsys, "import", str(data), "--task", "classification")[0] == 0
+
+
+# --------------------------------------------------------------------------------------- finding 10: NUL, duplicates
+
+
+@pytest.mark.parametrize("padding", [10, 70_000])
+def test_nul_byte_anywhere_names_line_and_field(padding):
+    text = "text,label\n" + "".join(f"row {i} {'x' * 50},a\n" for i in range(padding // 56 + 1))
+    lines = text.count("\n")
+    text += "bad\x00row,b\ngood,a\n"
+    with pytest.raises(ImportFailed, match=rf"line {lines + 1}, field 'text' of t.csv holds a NUL character"):
+        read_table(text.encode(), "t.csv")
+    with pytest.raises(ImportFailed, match=r"line 2, field 'label'.*NUL"):
+        read_table(b"text,label\ngood,a\x00b\n", "t.csv")
+    with pytest.raises(ImportFailed, match=r"line 2, field 'text'.*NUL"):
+        read_table(b'{"text": "ok"}\n{"text": "a\\u0000b"}\n', "t.jsonl")
+
+
+def test_nul_in_conll_names_the_line():
+    with pytest.raises(ImportFailed, match=r"line \d+, field .*NUL"):
+        read_table("bob B-PER\nfounded O\n\nal\x00ice B-PER\n".encode(), "x.conll", "ner")
+
+
+def test_binary_file_is_still_called_binary():
+    with pytest.raises(ImportFailed, match="binary"):
+        read_table(bytes(range(256)) * 100, "x.csv")
+
+
+def test_duplicate_column_names_are_named():
+    with pytest.raises(ImportFailed, match=r"line 1 of t.csv: the header names a column more than once: "
+                                           r"'label' \(columns 2, 3\)"):
+        read_table(b"text,label,label\nhi,a,b\n", "t.csv")
+    with pytest.raises(ImportFailed, match="line 2 of t.jsonl gives the key 'label' twice"):
+        read_table(b'{"text": "a", "label": "x"}\n{"text": "b", "label": "x", "label": "y"}\n', "t.jsonl")
+    with pytest.raises(ImportFailed, match="gives the key 'text' twice"):
+        read_table(b'[{"text": "a", "text": "b"}]', "t.json")
+    frame = read_table(b"text,label,,\nhi,a,,\n", "t.csv")  # empty header cells are not duplicates
+    assert list(frame.columns)[:2] == ["text", "label"]
