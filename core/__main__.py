@@ -153,8 +153,9 @@ def cmd_models(args) -> dict:
 def cmd_train(args) -> dict:
     from core import storage
     from core.runner import JobRunner
-    from core.training import config_from_cli, execute_run, train_other_rank
+    from core.training import check_for_model, config_from_cli, execute_run, train_other_rank
     cfg = config_from_cli(args, args.dataset)
+    check_for_model(cfg)  # before a run row exists
     if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 records the run
         return {"rank": int(os.environ["RANK"]), **train_other_rank(cfg)}
     JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted

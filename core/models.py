@@ -172,6 +172,38 @@ def load_tokenizer(folder: Path, notes: list[str] | None = None):
     return AutoTokenizer.from_pretrained(fallback.folder, trust_remote_code=False)
 
 
+def local_folder(ref: str | None) -> Path | None:
+    """The folder of ``ref`` when it is here without the network (built in, a local folder, the Hugging Face cache);
+    None otherwise (the run then resolves, and may download, the model as usual)."""
+    try:
+        return resolve(ref, check_network=False).folder if availability(ref or DEFAULT_MODEL)[0] else None
+    except ModelUnavailable:
+        return None
+
+
+def input_limit(folder: Path) -> int | None:
+    """The most tokens the model in ``folder`` reads at once: its absolute position embeddings (less RoBERTa's
+    padding offset) or its tokenizer's model_max_length, whichever is smaller; None when neither is known or the
+    model's positions are relative."""
+    config = _config(folder)
+    limits = []
+    positions = config.get("max_position_embeddings")
+    absolute = config.get("position_embedding_type", "absolute") == "absolute" and \
+        config.get("position_biased_input", True) is not False
+    if isinstance(positions, int) and positions > 0 and absolute:
+        offset = (int(config.get("pad_token_id") or 0) + 1) if "roberta" in str(config.get("model_type", "")) or \
+            config.get("model_type") in ("camembert", "longformer") else 0
+        limits.append(positions - offset)
+    try:
+        tokenizer_config = json.loads((Path(folder) / "tokenizer_config.json").read_text(encoding="utf-8"))
+        length = tokenizer_config.get("model_max_length")
+        if isinstance(length, (int, float)) and 0 < length < 1_000_000:
+            limits.append(int(length))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return min(limits) if limits else None
+
+
 def _config(folder: Path) -> dict:
     try:
         return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))

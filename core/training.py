@@ -183,6 +183,20 @@ def add_cli_arguments(parser) -> None:
                             else spec.name.upper(), choices=meta["choices"], help=meta["help"] + shown)
 
 
+def check_for_model(cfg: TrainConfig, folder: Path | None = None) -> None:
+    """The checks that need the model's config.json: an explicit max_length beyond what the model reads is a
+    TrainingError naming the limit. The CLI, the job runner (the Train page) and the run itself call it before
+    any training; a model not on this machine yet is checked once it is (when the run starts)."""
+    if cfg.max_length is None:
+        return
+    folder = folder or models.local_folder(cfg.model)
+    limit = models.input_limit(folder) if folder else None
+    if limit is not None and cfg.max_length > limit:
+        raise TrainingError(f"max_length {cfg.max_length} is more than the model {cfg.model} can read: its limit is "
+                            f"{limit} tokens (its config.json / tokenizer). Use max_length {limit} or less; longer "
+                            "texts are read in overlapping windows (QA and entity spans) or cut.")
+
+
 def config_from_cli(args, dataset: str) -> "TrainConfig":
     """The TrainConfig of parsed ``add_cli_arguments`` flags."""
     values = {spec.name: getattr(args, spec.name) for spec in fields(TrainConfig) if spec.metadata["cli"]}
@@ -341,12 +355,15 @@ def execute_run(run_id: int, cancel: threading.Event | None = None, progress=Non
 
 def describe_error(exc: Exception) -> str:
     """A sentence for the user instead of a stack trace."""
-    if isinstance(exc, (TrainingError, models.ModelUnavailable, storage.StorageError)):
+    if isinstance(exc, UserError):
         return str(exc)
     text = str(exc)
-    if "out of memory" in text.lower():
+    lowered = text.lower()
+    if isinstance(exc, MemoryError) or any(sign in lowered for sign in (
+            "out of memory", "can't allocate memory", "cannot allocate memory", "defaultcpuallocator")):
+        first = (text.splitlines() or [type(exc).__name__])[0][:200]
         return ("Out of memory while training: lower the batch size or the max length, or use a smaller model. "
-                f"({text.splitlines()[0][:200]})")
+                f"({first})")
     return f"{type(exc).__name__}: {text[:500]}"
 
 
@@ -383,12 +400,14 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     prepared = prepare_data(cfg)
     task = prepared.spec
     freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name)
-    cfg.max_length = cfg.max_length or task.default_max_length
+    resolved = models.resolve(cfg.model)
+    check_for_model(cfg, resolved.folder)
+    limit = models.input_limit(resolved.folder)
+    cfg.max_length = cfg.max_length or min(task.default_max_length, limit or task.default_max_length)
     requested = cfg.device
     if dist["world"] > 1:  # one process per GPU (or per CPU process with gloo, for testing the launcher)
         requested = f"cuda:{dist['local_rank']}" if torch.cuda.is_available() else "cpu"
     device, precision = models.choose_device(requested, cfg.precision)
-    resolved = models.resolve(cfg.model)
     notes = prepared.notes + resolved.notes
     tokenizer = models.load_tokenizer(resolved.folder, notes)
     set_seed(cfg.seed)

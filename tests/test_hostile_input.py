@@ -298,3 +298,65 @@ def test_duplicate_column_names_are_named():
         read_table(b'[{"text": "a", "text": "b"}]', "t.json")
     frame = read_table(b"text,label,,\nhi,a,,\n", "t.csv")  # empty header cells are not duplicates
     assert list(frame.columns)[:2] == ["text", "label"]
+
+
+# --------------------------------------------------------------------------------------- finding 11: train settings
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--batch-size", "0"], "batch_size must be at least 1"),
+    (["--batch-size", "-4"], "batch_size must be at least 1"),
+    (["--max-steps", "-1"], "max_steps must be at least 1"),
+    (["--epochs", "0"], "epochs must be more than 0"),
+    (["--epochs", "-2"], "epochs must be more than 0"),
+    (["--max-length", "5000"], "its limit is 512 tokens"),
+])
+def test_bad_training_settings_are_refused_before_a_run_exists(spanlab_home, tiny_model_dir, tmp_path, capsys,
+                                                                flags, fragment):
+    data = write(tmp_path / "s.csv", "text,label\ngood film,positive\nbad film,negative\n")
+    assert run_cli(capsys, "import", str(data), "--task", "classification", "--name", "s")[0] == 0
+    code, _, err = run_cli(capsys, "train", "--dataset", "s", "--model", str(tiny_model_dir), "--no-progress", *flags)
+    assert_user_error(code, err, fragment)
+    from core import storage
+    assert storage.list_runs() == []
+
+
+def test_page_and_api_share_the_model_limit_check(spanlab_home, tiny_model_dir):
+    """The Train page submits through JobRunner.submit; a script may call execute_run on a run it recorded."""
+    from core import storage
+    from core.runner import JobRunner
+    from core.training import TrainConfig, TrainingError, execute_run
+    from tests.conftest import sentiment_rows
+    storage.create_dataset("s", "classification", sentiment_rows(4))
+    cfg = TrainConfig(dataset="s", model=str(tiny_model_dir), max_length=5000, device="cpu")
+    with pytest.raises(TrainingError, match="its limit is 512 tokens"):
+        JobRunner(recover=False).submit(cfg)
+    assert storage.list_runs() == []
+    run_id = storage.create_run("s", "classification", cfg.model, cfg.to_params())
+    result = execute_run(run_id)
+    assert result["status"] == "failed" and "its limit is 512 tokens" in result["error"]
+
+
+def test_cpu_out_of_memory_reads_as_advice():
+    from core.training import describe_error
+    raw = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you "
+                       "tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+    for exc in (raw, MemoryError()):
+        message = describe_error(exc)
+        assert message.startswith("Out of memory while training: lower the batch size or the max length"), message
+
+
+def test_input_limit_reads_the_model_config(tmp_path):
+    from core.models import input_limit
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "roberta", "max_position_embeddings": 514,
+                                                    "pad_token_id": 1}))
+    assert input_limit(folder) == 512
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "max_position_embeddings": 512}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 256}))
+    assert input_limit(folder) == 256
+    (folder / "config.json").write_text(json.dumps({"model_type": "deberta-v2", "max_position_embeddings": 512,
+                                                    "position_biased_input": False}))
+    (folder / "tokenizer_config.json").unlink()
+    assert input_limit(folder) is None
