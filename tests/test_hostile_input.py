@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -360,3 +361,51 @@ def test_input_limit_reads_the_model_config(tmp_path):
                                                     "position_biased_input": False}))
     (folder / "tokenizer_config.json").unlink()
     assert input_limit(folder) is None
+
+
+# --------------------------------------------------------------------------------------- finding 3: hidden characters
+
+
+@pytest.mark.parametrize("bad, shown", [("ding\a", "U+0007 BELL"), ("evil\u202etxt.exe", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+                                        ("a\u200bb", "U+200B ZERO WIDTH SPACE"), ("x\x1b[31m", "U+001B ESCAPE")])
+def test_control_characters_in_names_and_labels_are_refused(spanlab_home, tmp_path, capsys, bad, shown):
+    from core import storage
+    from core.storage import InvalidEditError
+    rows = [{"text": "good", "label": "pos"}, {"text": "bad", "label": bad}]
+    with pytest.raises(InvalidEditError, match=f"row 2: the label .* contains {re.escape(shown)}"):
+        storage.create_dataset("d", "classification", rows)
+    with pytest.raises(InvalidEditError, match=f"the dataset name .* contains {re.escape(shown)}"):
+        storage.create_dataset(f"name {bad}", "classification", rows[:1])
+    with pytest.raises(InvalidEditError, match=f"the label .* contains {re.escape(shown)}"):
+        storage.create_dataset("d", "classification", rows[:1], labels=["pos", bad])
+    assert storage.list_datasets() == []
+    storage.create_dataset("ok", "classification", rows[:1])
+    with pytest.raises(InvalidEditError, match=re.escape(shown)):
+        storage.add_label("ok", bad)
+    with pytest.raises(InvalidEditError, match=re.escape(shown)):
+        storage.rename_label("ok", "pos", bad)
+    assert storage.get_dataset("ok")["labels"] == ["pos"]
+    data = tmp_path / "labels.csv"
+    with open(data, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["text", "label"], ["good", "pos"], ["odd", bad]])
+    code, _, err = run_cli(capsys, "import", str(data), "--task", "classification")
+    assert_user_error(code, err, shown, "row 2")
+    code, _, err = run_cli(capsys, "import", str(write(tmp_path / "fine.csv", "text,label\na,b\n")), "--task",
+                           "classification", "--name", f"n{bad}")
+    assert_user_error(code, err, shown)
+    assert [d["name"] for d in storage.list_datasets()] == ["ok"]
+
+
+def test_joiners_that_scripts_and_emoji_need_are_allowed(spanlab_home):
+    from core import storage
+    names = ["👩\u200d💻 coder", "می\u200cخواهم", "café", "東京"]
+    storage.create_dataset("ok", "classification", [{"text": "t", "label": name} for name in names])
+    assert storage.get_dataset("ok")["labels"] == sorted(names)
+
+
+def test_entity_types_with_control_characters_are_refused(spanlab_home):
+    from core import storage
+    from core.storage import InvalidEditError
+    rows = [{"text": "bob lives", "spans": [{"start": 0, "end": 3, "label": "PER\u202e"}]}]
+    with pytest.raises(InvalidEditError, match=re.escape("row 1: the label 'PER\\u202e' contains U+202E")):
+        storage.create_dataset("n", "ner", rows)
