@@ -46,6 +46,8 @@ _ESCAPED_FORMULA = re.compile(r"^'(?='*[=+\-@\t\r])")
 # Stands in for NUL while pandas parses delimited text (its C parser ends a field at NUL): found cells are reported.
 _NUL_STAND_IN = "\uffff"
 _JSON_NUL = re.compile(r"\\u0000", re.IGNORECASE)
+_JSON_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _DEFAULT_MAX_IMPORT_MB = 500
 
@@ -137,7 +139,11 @@ def _read_table(data: bytes, label: str, name: str | None, task: str | None) -> 
             raise ImportFailed(f"{where}: {message}{more}")
         raise ImportFailed(f"{label} has no data rows — add at least one row below the header")
     if "\x00" in text or _JSON_NUL.search(text):
-        _reject_nul(frame, label)
+        _reject_cells(frame, label, ("\x00", _NUL_STAND_IN), "a NUL character (\\x00)",
+                      "remove it (the file may be damaged)")
+    if _JSON_SURROGATE.search(text):
+        _reject_cells(frame, label, _LONE_SURROGATE, "half of a UTF-16 surrogate pair (a \\uD800-\\uDFFF escape "
+                      "without its partner)", "write the character itself, or both halves of its escape")
     return frame
 
 
@@ -149,25 +155,30 @@ def _looks_binary(head: str) -> bool:
     return controls > 0.1 * len(head) or (nuls >= 16 and nuls > 0.01 * len(head))
 
 
-def _reject_nul(frame: pd.DataFrame, label: str) -> None:
-    """ImportFailed naming the line (or record) and field of the first cells holding NUL (or its stand-in)."""
-    marks = ("\x00", _NUL_STAND_IN)
+def _reject_cells(frame: pd.DataFrame, label: str, marks, what: str, fix: str) -> None:
+    """ImportFailed naming the line (or record) and field of the first cell holding one of ``marks`` (strings, or
+    a compiled pattern): characters no database stores faithfully."""
+    def holds(value: str) -> bool:
+        return bool(marks.search(value)) if isinstance(marks, re.Pattern) else any(mark in value for mark in marks)
+
     unit = frame.index.name or "line"
     for column in frame.columns:
-        if any(mark in str(column) for mark in marks):
-            raise ImportFailed(f"{label}: the header holds a NUL character (\\x00) in a column name — remove it "
-                               "(the file may be damaged or not text)")
+        if holds(str(column)):
+            raise ImportFailed(f"{label}: a column name in the header holds {what} — {fix}")
     found = []
     for column in frame.columns:
         values = frame[column].astype(str)
-        hit = values.str.contains(marks[0], regex=False) | values.str.contains(marks[1], regex=False)
-        found += [(line, str(column)) for line in frame.index[hit.to_numpy()].tolist()]
+        if isinstance(marks, re.Pattern):
+            hit = values.str.contains(marks.pattern, regex=True)
+        else:
+            hit = np.logical_or.reduce([values.str.contains(mark, regex=False).to_numpy() for mark in marks])
+        found += [(line, str(column)) for line in frame.index[np.asarray(hit, dtype=bool)].tolist()]
     if found:
         found.sort(key=lambda item: item[0])
         line, column = found[0]
         more = f" ({len(found) - 1} more cell(s) like it)" if len(found) > 1 else ""
-        raise ImportFailed(f"{unit} {line}, field '{column}' of {label} holds a NUL character (\\x00){more} — "
-                           "remove it (the file may be damaged); nothing was imported")
+        raise ImportFailed(f"{unit} {line}, field '{column}' of {label} holds {what}{more} — {fix}; nothing was "
+                           "imported")
 
 
 def _source_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
@@ -327,6 +338,8 @@ def _read_jsonl(text: str, label: str) -> pd.DataFrame:
         except json.JSONDecodeError as exc:
             raise ImportFailed(f"line {number} of {label} is not valid JSON ({exc.msg}, column {exc.colno}) — "
                                "JSON Lines needs one complete JSON object per line") from exc
+        except ValueError as exc:  # e.g. a number of more than 4300 digits
+            raise ImportFailed(f"line {number} of {label} cannot be read: {exc} — shorten that value") from None
         if not isinstance(record, dict):
             raise ImportFailed(f"line {number} of {label} is a JSON {type(record).__name__}, not an object — "
                                'write one object per line, e.g. {"text": "...", "label": "..."}')
@@ -344,6 +357,8 @@ def _read_json(text: str, label: str) -> pd.DataFrame:
         if exc.msg == "Extra data":  # JSON Lines saved with a .json extension
             return _read_jsonl(text, label)
         raise ImportFailed(f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    except ValueError as exc:  # e.g. a number of more than 4300 digits
+        raise ImportFailed(f"{label} cannot be read: {exc} — shorten that value") from None
     if isinstance(document, dict) and "data" in document:
         return _flatten_squad(document, label)
     if isinstance(document, list) and document and all(isinstance(item, dict) for item in document):
@@ -385,7 +400,7 @@ def _flatten_squad(document: dict, label: str) -> pd.DataFrame:
                     "answer_start": _cell(first.get("answer_start")) if first else "",
                 })
     columns = ["id", "title", "context", "question", "answer_text", "answer_start"]
-    frame = pd.DataFrame(rows, columns=columns, dtype=str)
+    frame = _string_frame(rows, columns, list(range(1, len(rows) + 1)), "record")
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
     return frame
 
@@ -410,6 +425,22 @@ def _squad_answers(answers: Any, where: str) -> list:
                        '"answers": [{"text": ..., "answer_start": ...}] (or [] when there is no answer)')
 
 
+def _string_frame(rows: list[dict], columns: list[str] | None, numbers: list, unit: str) -> pd.DataFrame:
+    """A frame of strings; a lone surrogate (a JSON \\uD800 escape without its partner), which no text column can
+    store, is an ImportFailed naming its row and field."""
+    try:
+        return pd.DataFrame(rows, columns=columns, dtype=str)
+    except UnicodeEncodeError:
+        for number, row in zip(numbers, rows):
+            for key, value in row.items():
+                if _LONE_SURROGATE.search(str(key)) or _LONE_SURROGATE.search(str(value)):
+                    raise ImportFailed(f"{unit} {number}, field '{key.encode('utf-8', 'replace').decode()}' holds "
+                                       "half of a UTF-16 surrogate pair (a \\uD800-\\uDFFF escape without its "
+                                       "partner) — write the character itself, or both halves of its escape; "
+                                       "nothing was imported") from None
+        raise
+
+
 def _records_frame(records: list[dict], numbers: Iterable[int], unit: str) -> pd.DataFrame:
     flat = []
     for number, record in zip(numbers, records):
@@ -421,7 +452,7 @@ def _records_frame(records: list[dict], numbers: Iterable[int], unit: str) -> pd
             record["answer_text"] = _cell(first[0]["text"]) if first else ""
             record["answer_start"] = _cell(first[0]["answer_start"]) if first else ""
         flat.append({str(key): _cell(value) for key, value in record.items()})
-    frame = pd.DataFrame(flat, dtype=str).fillna("")
+    frame = _string_frame(flat, None, list(numbers), unit).fillna("")
     frame.index = pd.Index(list(numbers), name=unit)
     return frame
 
