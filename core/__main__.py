@@ -118,20 +118,32 @@ def cmd_export(args) -> dict:
 
 
 def _write_output(path: Path, data: bytes) -> None:
-    """Write ``data`` to the file ``path`` in full, or raise UserError (a folder, no space, no permission) and leave
-    no partial file behind."""
+    """Write ``data`` to the file ``path`` in full, or raise UserError (a folder, no space, no permission). A regular
+    file is written beside its place and then renamed over it, so a failure leaves no partial file and an existing
+    file untouched; a device or pipe (/dev/stdout) is written directly."""
+    import tempfile
     if path.is_dir():
         raise UserError(f"--out {path} is a folder: give a file name, e.g. {path / 'out.csv'}")
-    existed = path.exists()
+    regular = path.is_file() or not path.exists()
+    temporary = None
     try:
-        with open(path, "wb") as handle:
+        if regular:
+            handle_fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            handle = os.fdopen(handle_fd, "wb")
+        else:
+            handle = open(path, "wb")
+        with handle:
             handle.write(data)
             handle.flush()
+        if temporary is not None:
+            os.replace(temporary, path)
+            temporary = None
     except OSError as exc:
-        if not existed and path.is_file():
-            path.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror or exc} — pick another place (with free space and "
                         "write permission)") from exc
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def cmd_delete_dataset(args) -> dict:

@@ -550,7 +550,10 @@ def guess_task(source: Any, filename: str | None = None) -> str:
     """The task a file most likely holds: one whose own format it is (a CoNLL file), else the task whose required
     fields its columns give, preferring the one that needs more of them (QA over classification), then the one
     the columns' contents suit best (entity spans in a JSON column)."""
-    data, name = _source_bytes(source, filename)
+    try:
+        data, name = _source_bytes(source, filename)
+    except ImportFailed:  # read_table, called next, says what is wrong with the file
+        return tasks.ALL[0].name
     text = _decode(data)
     suffix = Path(name).suffix.lower() if name else ""
     try:

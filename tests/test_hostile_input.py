@@ -409,3 +409,44 @@ def test_entity_types_with_control_characters_are_refused(spanlab_home):
     rows = [{"text": "bob lives", "spans": [{"start": 0, "end": 3, "label": "PER\u202e"}]}]
     with pytest.raises(InvalidEditError, match=re.escape("row 1: the label 'PER\\u202e' contains U+202E")):
         storage.create_dataset("n", "ner", rows)
+
+
+def test_guess_task_leaves_an_oversized_upload_to_read_table(monkeypatch):
+    """The Data page guesses the task before reading the upload; the size limit is reported by read_table."""
+    from core.importing import guess_task
+    monkeypatch.setenv("SPANLAB_MAX_IMPORT_MB", "0.001")
+    data = b"text,label\n" + b"a,b\n" * 1000
+    assert guess_task(data, "big.csv") == "classification"
+    with pytest.raises(ImportFailed, match="import limit"):
+        read_table(data, "big.csv")
+
+
+def test_failed_export_leaves_an_existing_file_untouched(spanlab_home, tmp_path, capsys, monkeypatch):
+    data = write(tmp_path / "x.csv", "text,label\ngood,a\nbad,b\n")
+    assert run_cli(capsys, "import", str(data), "--task", "classification", "--name", "x")[0] == 0
+    out = write(tmp_path / "previous.csv", "what was there before\n")
+    real_write = os.fdopen
+
+    def failing_fdopen(*args, **kwargs):
+        handle = real_write(*args, **kwargs)
+
+        class Full:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                handle.close()
+
+            def write(self, chunk):
+                handle.write(chunk[:10])
+                raise OSError(28, "No space left on device")
+
+            def flush(self):
+                pass
+        return Full()
+    monkeypatch.setattr(os, "fdopen", failing_fdopen)
+    code, _, err = run_cli(capsys, "export", "x", "--out", str(out))
+    monkeypatch.undo()
+    assert_user_error(code, err, "No space left on device")
+    assert out.read_text() == "what was there before\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "previous.csv", "x.csv"]
