@@ -68,6 +68,8 @@ def _database(exc: BaseException) -> str | None:
             exc, (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError)):
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         lowered = detail.lower()
+        if "no such table" in lowered or "no such column" in lowered or "syntax error" in lowered:
+            return None  # the schema SpanLab expects is missing: a bug (or a hand-edited database), not a setting
         where = _database_url_shown()
         if "readonly" in lowered or "read-only" in lowered:
             return (f"the database {where} is read-only ({detail}): give SpanLab write permission on the file "

@@ -450,3 +450,18 @@ def test_failed_export_leaves_an_existing_file_untouched(spanlab_home, tmp_path,
     assert_user_error(code, err, "No space left on device")
     assert out.read_text() == "what was there before\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "previous.csv", "x.csv"]
+
+
+def test_a_database_missing_spanlab_tables_is_a_bug_not_a_setting(broken_home, tmp_path):
+    """explain() words environment trouble only: SQL against a schema SpanLab itself should have made is not."""
+    from sqlalchemy.exc import OperationalError
+
+    from core import storage
+    broken_home.setenv("SPANLAB_HOME", str(tmp_path / "h"))
+    broken_home.delenv("DATABASE_URL", raising=False)
+    storage.list_datasets()
+    storage.dispose_engines()
+    with sqlite3.connect(tmp_path / "h" / "spanlab.db") as connection:
+        connection.execute("DROP TABLE datasets")
+    with pytest.raises(OperationalError, match="no such table"):
+        main(["datasets"])
