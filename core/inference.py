@@ -105,8 +105,9 @@ class Predictor:
                          # first 20 questions 1 time in 25, in its first 50 about 1 time in 160
 
     def __init__(self, folder: Path, meta: dict, device: str = "auto", precision: str = "auto"):
-        import torch
-        import transformers
+        with models.IMPORT_LOCK:  # see core.models.IMPORT_LOCK
+            import torch
+            import transformers
         self.folder, self.meta = Path(folder), meta
         self.task = tasks.get(folder_task(folder, meta))
         models.quiet()

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -274,16 +275,22 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
     return device, precision
 
 
+# transformers resolves its names lazily; two threads resolving them at once (the app's warm-up and a run that
+# starts meanwhile) can see a half-imported module ("cannot import name ..."). Both take this lock.
+IMPORT_LOCK = threading.RLock()
+
+
 def warm_up() -> None:
     """Import what training and prediction need (torch, transformers and its model classes, the tokenizers), so a
     server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread."""
-    import torch  # noqa: F401
-    import transformers
-    from core import inference, training  # noqa: F401
-    from core import tasks
-    for task in tasks.ALL:
-        getattr(transformers, task.auto_model)
-    transformers.AutoTokenizer  # noqa: B018
+    with IMPORT_LOCK:
+        import torch  # noqa: F401
+        import transformers
+        from core import inference, training  # noqa: F401
+        from core import tasks
+        for task in tasks.ALL:
+            getattr(transformers, task.auto_model)
+        transformers.AutoTokenizer  # noqa: B018
 
 
 def prefetch(ref: str) -> None:

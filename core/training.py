@@ -392,8 +392,9 @@ def freezes_word_embeddings(setting: str, task: str) -> bool:
 
 
 def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> dict:
-    import torch
-    from transformers import get_linear_schedule_with_warmup, set_seed
+    with models.IMPORT_LOCK:  # not while the app's warm-up thread is half-way through importing transformers
+        import torch
+        from transformers import get_linear_schedule_with_warmup, set_seed
 
     dist = _distributed()
     is_main = dist["rank"] == 0

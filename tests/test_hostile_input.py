@@ -465,3 +465,23 @@ def test_a_database_missing_spanlab_tables_is_a_bug_not_a_setting(broken_home, t
         connection.execute("DROP TABLE datasets")
     with pytest.raises(OperationalError, match="no such table"):
         main(["datasets"])
+
+
+def test_a_run_started_during_the_apps_warm_up_imports_trains(spanlab_home, tiny_model_dir):
+    """The app imports the training libraries in a background thread; a run starting meanwhile (a fresh process,
+    Start clicked at once) used to fail with "cannot import name 'get_linear_schedule_with_warmup'"."""
+    script = f"""
+import threading
+from core import models, storage
+from core.training import TrainConfig, execute_run
+from tests.conftest import sentiment_rows
+storage.create_dataset("s", "classification", sentiment_rows(4))
+cfg = TrainConfig(dataset="s", model={str(tiny_model_dir)!r}, max_steps=2, device="cpu", validation_fraction=0)
+run_id = storage.create_run("s", "classification", cfg.model, cfg.to_params())
+threading.Thread(target=models.warm_up, daemon=True).start()
+result = execute_run(run_id)
+print("STATUS", result["status"], result.get("error"))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "SPANLAB_HOME": str(spanlab_home), "HF_HUB_OFFLINE": "1"})
+    assert "STATUS completed" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
