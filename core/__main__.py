@@ -6,7 +6,9 @@
     python -m core evaluate RUN --dataset NAME | predict RUN --text T | predict RUN --question Q --context C
     python -m core runs | runs show RUN | runs cancel RUN | runs delete RUN | models
 
-With --json the last line of stdout is one JSON object; user mistakes go to stderr with exit code 2 and no traceback.
+With --json the last line of stdout is one JSON object; user mistakes (core.errors.UserError) and trouble with the
+machine (an unusable database, a full disk: core.errors.explain) go to stderr as ``error: ...`` with exit code 2 and no
+traceback. Anything else is a bug: its traceback is shown and the exit code is 1.
 """
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ import sys
 from pathlib import Path
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed without a traceback."""
+from core.errors import UserError, explain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,21 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if not _is_user_error(exc):
-            raise
+    except UserError as exc:
         _fail(args, str(exc), getattr(exc, "problems", None))
+        return 2
+    except Exception as exc:
+        message = explain(exc)
+        if message is None:  # a bug: show where it happened
+            raise
+        _fail(args, message)
         return 2
     _emit(args, result)
     if isinstance(result, dict) and result.get("status") in ("failed", "interrupted"):
         return 1
     return 0
-
-
-def _is_user_error(exc: Exception) -> bool:
-    from core import importing, inference, models, storage, training
-    return isinstance(exc, (UserError, storage.StorageError, models.ModelUnavailable, training.TrainingError,
-                            inference.PredictorError, importing.ImportFailed, FileNotFoundError, ValueError))
 
 
 def _fail(args, message: str, problems=None) -> None:
@@ -114,8 +113,37 @@ def cmd_export(args) -> dict:
                         f"not {args.format}.")
     rows = storage.load_examples(args.name)
     out = Path(args.out)
-    out.write_bytes(formats[args.format].write(rows, info["name"]))
+    _write_output(out, formats[args.format].write(rows, info["name"]))
     return {"dataset": info["name"], "format": args.format, "out": str(out), "rows": len(rows)}
+
+
+def _write_output(path: Path, data: bytes) -> None:
+    """Write ``data`` to the file ``path`` in full, or raise UserError (a folder, no space, no permission). A regular
+    file is written beside its place and then renamed over it, so a failure leaves no partial file and an existing
+    file untouched; a device or pipe (/dev/stdout) is written directly."""
+    import tempfile
+    if path.is_dir():
+        raise UserError(f"--out {path} is a folder: give a file name, e.g. {path / 'out.csv'}")
+    regular = path.is_file() or not path.exists()
+    temporary = None
+    try:
+        if regular:
+            handle_fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            handle = os.fdopen(handle_fd, "wb")
+        else:
+            handle = open(path, "wb")
+        with handle:
+            handle.write(data)
+            handle.flush()
+        if temporary is not None:
+            os.replace(temporary, path)
+            temporary = None
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc} — pick another place (with free space and "
+                        "write permission)") from exc
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def cmd_delete_dataset(args) -> dict:
@@ -137,8 +165,9 @@ def cmd_models(args) -> dict:
 def cmd_train(args) -> dict:
     from core import storage
     from core.runner import JobRunner
-    from core.training import config_from_cli, execute_run, train_other_rank
+    from core.training import check_for_model, config_from_cli, execute_run, train_other_rank
     cfg = config_from_cli(args, args.dataset)
+    check_for_model(cfg)  # before a run row exists
     if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 records the run
         return {"rank": int(os.environ["RANK"]), **train_other_rank(cfg)}
     JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted
@@ -202,7 +231,7 @@ def cmd_predict(args) -> dict:
         out = [task.prediction_record(row, prediction) for row, prediction in zip(result.rows, predictions)]
         if args.out:  # lists (answers, entities) as JSON cells; cells a spreadsheet would run as formulas neutralised
             from core.exporting import csv_bytes
-            Path(args.out).write_bytes(csv_bytes(out, list(dict.fromkeys(key for record in out for key in record))))
+            _write_output(Path(args.out), csv_bytes(out, list(dict.fromkeys(key for record in out for key in record))))
         return {"run": args.run, "predictions": out if not args.out else len(out), "out": args.out}
     values = [getattr(args, name, None) for name in task.input_fields]
     if any(value is None for value in values):

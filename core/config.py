@@ -4,13 +4,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def home() -> Path:
     """The folder holding the SQLite database and run artifacts (created on demand)."""
     path = Path(os.environ.get("SPANLAB_HOME") or PROJECT_ROOT / "data").expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "is a file, not a folder" if path.exists() or isinstance(exc, (FileExistsError, NotADirectoryError)) \
+            else f"cannot be created ({exc.strerror or exc})"
+        raise UserError(f"SPANLAB_HOME {path} {what}: point SPANLAB_HOME at a folder SpanLab may write "
+                        "(or unset it to use data/)") from exc
     return path
 
 

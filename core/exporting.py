@@ -21,8 +21,10 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise_formula(value: Any) -> Any:
-    """Prefix an apostrophe to text a spreadsheet would run as a formula; other values are returned unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+    """Prefix an apostrophe to text a spreadsheet would run as a formula, and to text that already starts with
+    apostrophes before such a character (so that reading the file back, which removes one apostrophe, gives the
+    text exactly); other values are returned unchanged."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_TRIGGERS):
         return "'" + value
     return value
 

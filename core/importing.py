@@ -19,7 +19,9 @@ import codecs
 import csv
 import io
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core import tasks
+from core.errors import UserError
 from core.exporting import to_csv_bytes, to_hf_dataset, to_jsonl_bytes, to_squad_json
 from core.tasks.base import SPLIT_ALIASES, ImportResult, Problem, Rows, cell, quoted
 
@@ -36,13 +39,49 @@ REQUIRED_FIELDS = {task.name: task.required for task in tasks.ALL}
 
 _DELIMITERS = [",", "\t", ";", "|"]
 _SNIFF_CHARS = 65536
-# Cells that spreadsheets would run as formulas are exported with a leading apostrophe (see core.exporting);
-# reading a CSV removes that apostrophe again so a round trip gives back the original text.
-_ESCAPED_FORMULA = re.compile(r"^'(?=[=+\-@\t\r])")
+# Cells that spreadsheets would run as formulas are exported with a leading apostrophe (see core.exporting), and
+# so are cells that already start with apostrophes before such a character; reading a CSV removes one apostrophe
+# again, so a round trip gives back the original text, and a user's own '=x means the text =x, as in a spreadsheet.
+_ESCAPED_FORMULA = re.compile(r"^'(?='*[=+\-@\t\r])")
+# Stands in for NUL while pandas parses delimited text (its C parser ends a field at NUL): found cells are reported.
+_NUL_STAND_IN = "\uffff"
+_JSON_NUL = re.compile(r"\\u0000", re.IGNORECASE)
+_JSON_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_DEFAULT_MAX_IMPORT_MB = 500
 
 
-class ImportFailed(ValueError):
+def max_import_bytes() -> int:
+    """The largest file import reads: SPANLAB_MAX_IMPORT_MB (default 500). A file is read whole, and its rows take
+    about 10-15 times its size in memory while they are checked and stored."""
+    try:
+        megabytes = float(os.environ.get("SPANLAB_MAX_IMPORT_MB") or _DEFAULT_MAX_IMPORT_MB)
+    except ValueError:
+        megabytes = _DEFAULT_MAX_IMPORT_MB
+    return int(megabytes * 2**20)
+
+
+class ImportFailed(UserError, ValueError):
     """The file as a whole cannot be read (empty, binary, malformed...). The message says what to do."""
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    """json object_pairs_hook: a key given twice in one object is an error (json would keep only the last)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return record
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -58,13 +97,27 @@ def read_table(source: Any, filename: str | None = None, task: str | None = None
     """
     data, name = _source_bytes(source, filename)
     label = name or "the file"
+    try:
+        return _read_table(data, label, name, task)
+    except RecursionError:
+        raise ImportFailed(f"{label} nests lists or objects inside each other too deeply to read (thousands of "
+                           "levels) — give one flat record per row") from None
+
+
+_COMPRESSED = {b"PK\x03\x04": "an Excel workbook or a zip archive", b"\x1f\x8b": "a gzip archive",
+               b"BZh": "a bzip2 archive", b"\xfd7zXZ": "an xz archive", b"7z\xbc\xaf": "a 7-Zip archive",
+               b"(\xb5/\xfd": "a zstd archive", b"%PDF": "a PDF document", b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file"}
+
+
+def _read_table(data: bytes, label: str, name: str | None, task: str | None) -> pd.DataFrame:
     if not data.strip():
         raise ImportFailed(f"{label} is empty — choose a file that contains a header row and data rows")
-    if data[:4] == b"PK\x03\x04":
-        raise ImportFailed(f"{label} looks like an Excel workbook or a zip archive, not text — "
-                           "save it as CSV (UTF-8) and upload that")
+    for magic, kind in _COMPRESSED.items():
+        if data.startswith(magic):
+            raise ImportFailed(f"{label} looks like {kind}, not text — extract or save it as CSV (UTF-8) and "
+                               "import that")
     text = _decode(data)
-    if "\x00" in text[:_SNIFF_CHARS]:
+    if _looks_binary(text[:_SNIFF_CHARS]):
         raise ImportFailed(f"{label} looks like a binary file — upload CSV, TSV, JSONL or SQuAD JSON")
     suffix = Path(name).suffix.lower() if name else ""
     stripped = text.lstrip()
@@ -85,26 +138,109 @@ def read_table(source: Any, filename: str | None = None, task: str | None = None
             where = f"line {line} of {label}" if line is not None else label
             raise ImportFailed(f"{where}: {message}{more}")
         raise ImportFailed(f"{label} has no data rows — add at least one row below the header")
+    if "\x00" in text or _JSON_NUL.search(text):
+        _reject_cells(frame, label, ("\x00", _NUL_STAND_IN), "a NUL character (\\x00)",
+                      "remove it (the file may be damaged)")
+    if _JSON_SURROGATE.search(text):
+        _reject_cells(frame, label, _LONE_SURROGATE, "half of a UTF-16 surrogate pair (a \\uD800-\\uDFFF escape "
+                      "without its partner)", "write the character itself, or both halves of its escape")
     return frame
+
+
+def _looks_binary(head: str) -> bool:
+    """Whether the first characters of a file are binary data rather than text with a stray NUL or two: many NULs
+    (UTF-16 without a BOM, executables, images) or many other control characters."""
+    controls = len(_CONTROL_CHARACTERS.findall(head))
+    nuls = head.count("\x00")
+    return controls > 0.1 * len(head) or (nuls >= 16 and nuls > 0.01 * len(head))
+
+
+def _reject_cells(frame: pd.DataFrame, label: str, marks, what: str, fix: str) -> None:
+    """ImportFailed naming the line (or record) and field of the first cell holding one of ``marks`` (strings, or
+    a compiled pattern): characters no database stores faithfully."""
+    def holds(value: str) -> bool:
+        return bool(marks.search(value)) if isinstance(marks, re.Pattern) else any(mark in value for mark in marks)
+
+    unit = frame.index.name or "line"
+    for column in frame.columns:
+        if holds(str(column)):
+            raise ImportFailed(f"{label}: a column name in the header holds {what} — {fix}")
+    found = []
+    for column in frame.columns:
+        values = frame[column].astype(str)
+        if isinstance(marks, re.Pattern):
+            hit = values.str.contains(marks.pattern, regex=True)
+        else:
+            hit = np.logical_or.reduce([values.str.contains(mark, regex=False).to_numpy() for mark in marks])
+        found += [(line, str(column)) for line in frame.index[np.asarray(hit, dtype=bool)].tolist()]
+    if found:
+        found.sort(key=lambda item: item[0])
+        line, column = found[0]
+        more = f" ({len(found) - 1} more cell(s) like it)" if len(found) > 1 else ""
+        raise ImportFailed(f"{unit} {line}, field '{column}' of {label} holds {what}{more} — {fix}; nothing was "
+                           "imported")
 
 
 def _source_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]:
     if isinstance(source, (bytes, bytearray, memoryview)):
+        _check_size(len(source), filename)
         return bytes(source), filename
     if isinstance(source, (str, Path)):
         path = Path(source)
-        try:
-            return path.read_bytes(), filename or path.name
-        except OSError as exc:
-            raise ImportFailed(f"cannot read {path}: {exc.strerror or exc} — check the path") from exc
+        return _read_regular_file(path), filename or path.name
     if hasattr(source, "getvalue"):  # Streamlit UploadedFile, BytesIO
-        return bytes(source.getvalue()), filename or getattr(source, "name", None)
+        data = bytes(source.getvalue())
+        _check_size(len(data), filename or getattr(source, "name", None))
+        return data, filename or getattr(source, "name", None)
     if hasattr(source, "read"):
-        data = source.read()
+        data = source.read(max_import_bytes() + 1)
         if isinstance(data, str):
             data = data.encode("utf-8")
+        _check_size(len(data), filename or getattr(source, "name", None))
         return bytes(data), filename or getattr(source, "name", None)
     raise ImportFailed(f"cannot read a {type(source).__name__}: pass a path, bytes or an uploaded file")
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file within the size limit. Opened without blocking, so a named
+    pipe (FIFO) is refused at once instead of waiting for a writer; devices (/dev/zero) and folders are refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except IsADirectoryError:
+        raise ImportFailed(f"{path} is a folder — choose a file inside it") from None
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {path}: {exc.strerror or exc} — check the path") from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImportFailed(f"{path} is a folder — choose a file inside it")
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else
+                    "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                    "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+            raise ImportFailed(f"{path} is {kind}, not a regular file — save the data to a file and import that")
+        _check_size(info.st_size, path.name)
+        if getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=True) as handle:
+            fd = None
+            data = handle.read(max_import_bytes() + 1)
+        _check_size(len(data), path.name)  # a file that grew while it was read
+        return data
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {path}: {exc.strerror or exc} — check the path") from exc
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _check_size(size: int, name: str | None) -> None:
+    limit = max_import_bytes()
+    if size > limit:
+        raise ImportFailed(f"{name or 'the file'} is larger than the import limit of {limit / 2**20:,.0f} MB: a file "
+                           "is read whole and its rows take 10-15 times its size in memory. Split it into smaller "
+                           "files (and import them as separate datasets), or raise SPANLAB_MAX_IMPORT_MB if this "
+                           "machine has the memory")
 
 
 def _decode(data: bytes) -> str:
@@ -141,7 +277,10 @@ def _sniff_delimiter(text: str, prefer_tab: bool) -> str:
 
 
 def _read_delimited(text: str, label: str, prefer_tab: bool) -> pd.DataFrame:
+    if "\x00" in text:
+        text = text.replace("\x00", _NUL_STAND_IN)
     delimiter = _sniff_delimiter(text, prefer_tab)
+    _reject_duplicate_columns(text, delimiter, label)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
                             skip_blank_lines=False, engine="c")
@@ -165,6 +304,23 @@ def _read_delimited(text: str, label: str, prefer_tab: bool) -> pd.DataFrame:
     return frame
 
 
+def _reject_duplicate_columns(text: str, delimiter: str, label: str) -> None:
+    """ImportFailed naming a column that the header row names twice (pandas would rename the second 'label.1')."""
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error:
+        return  # pandas reports the malformed text
+    positions: dict[str, list[int]] = {}
+    for number, name in enumerate(header, start=1):
+        if name.strip():
+            positions.setdefault(name.strip(), []).append(number)
+    repeated = {name: where for name, where in positions.items() if len(where) > 1}
+    if repeated:
+        names = "; ".join(f"'{name}' (columns {', '.join(map(str, where))})" for name, where in repeated.items())
+        raise ImportFailed(f"line 1 of {label}: the header names a column more than once: {names} — give every "
+                           "column its own name")
+
+
 def _delimiter_name(delimiter: str) -> str:
     return {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}[delimiter]
 
@@ -175,10 +331,15 @@ def _read_jsonl(text: str, label: str) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as exc:
+            raise ImportFailed(f"line {number} of {label} gives the key '{exc.key}' twice in one object — keep "
+                               "one of them") from None
         except json.JSONDecodeError as exc:
             raise ImportFailed(f"line {number} of {label} is not valid JSON ({exc.msg}, column {exc.colno}) — "
                                "JSON Lines needs one complete JSON object per line") from exc
+        except ValueError as exc:  # e.g. a number of more than 4300 digits
+            raise ImportFailed(f"line {number} of {label} cannot be read: {exc} — shorten that value") from None
         if not isinstance(record, dict):
             raise ImportFailed(f"line {number} of {label} is a JSON {type(record).__name__}, not an object — "
                                'write one object per line, e.g. {"text": "...", "label": "..."}')
@@ -189,11 +350,15 @@ def _read_jsonl(text: str, label: str) -> pd.DataFrame:
 
 def _read_json(text: str, label: str) -> pd.DataFrame:
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise ImportFailed(f"{label} gives the key '{exc.key}' twice in one object — keep one of them") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # JSON Lines saved with a .json extension
             return _read_jsonl(text, label)
         raise ImportFailed(f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    except ValueError as exc:  # e.g. a number of more than 4300 digits
+        raise ImportFailed(f"{label} cannot be read: {exc} — shorten that value") from None
     if isinstance(document, dict) and "data" in document:
         return _flatten_squad(document, label)
     if isinstance(document, list) and document and all(isinstance(item, dict) for item in document):
@@ -223,7 +388,7 @@ def _flatten_squad(document: dict, label: str) -> pd.DataFrame:
             for q, qa in enumerate(qas):
                 if not isinstance(qa, dict) or "question" not in qa:
                     raise ImportFailed(f"{label}: {where}.qas[{q}] has no 'question' — not SQuAD format")
-                answers = qa.get("answers") or []
+                answers = _squad_answers(qa.get("answers"), f"{label}: {where}.qas[{q}]")
                 first = answers[0] if answers and not qa.get("is_impossible") else None
                 if first is not None and not isinstance(first, dict):
                     raise ImportFailed(f"{label}: {where}.qas[{q}].answers[0] must be an object with 'text' "
@@ -235,23 +400,59 @@ def _flatten_squad(document: dict, label: str) -> pd.DataFrame:
                     "answer_start": _cell(first.get("answer_start")) if first else "",
                 })
     columns = ["id", "title", "context", "question", "answer_text", "answer_start"]
-    frame = pd.DataFrame(rows, columns=columns, dtype=str)
+    frame = _string_frame(rows, columns, list(range(1, len(rows) + 1)), "record")
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
     return frame
 
 
+def _squad_answers(answers: Any, where: str) -> list:
+    """A SQuAD question's answers as a list of {"text", "answer_start"} objects. Accepts the list SQuAD uses, and the
+    Hugging Face layout {"text": [...], "answer_start": [...]} (or one text and start) some files use instead."""
+    if answers is None or answers == [] or answers == {}:
+        return []
+    if isinstance(answers, list):
+        return answers
+    if isinstance(answers, dict):
+        texts, starts = answers.get("text"), answers.get("answer_start")
+        texts = [] if texts is None else texts if isinstance(texts, list) else [texts]
+        starts = [] if starts is None else starts if isinstance(starts, list) else [starts]
+        if any(isinstance(value, (list, dict)) for value in texts + starts):
+            raise ImportFailed(f"{where}.answers must list texts and start offsets, e.g. "
+                               '{"text": ["Paris"], "answer_start": [12]}')
+        return [{"text": text, "answer_start": starts[i] if i < len(starts) else None}
+                for i, text in enumerate(texts)]
+    raise ImportFailed(f"{where}.answers is a JSON {type(answers).__name__}, not a list — write "
+                       '"answers": [{"text": ..., "answer_start": ...}] (or [] when there is no answer)')
+
+
+def _string_frame(rows: list[dict], columns: list[str] | None, numbers: list, unit: str) -> pd.DataFrame:
+    """A frame of strings; a lone surrogate (a JSON \\uD800 escape without its partner), which no text column can
+    store, is an ImportFailed naming its row and field."""
+    try:
+        return pd.DataFrame(rows, columns=columns, dtype=str)
+    except UnicodeEncodeError:
+        for number, row in zip(numbers, rows):
+            for key, value in row.items():
+                if _LONE_SURROGATE.search(str(key)) or _LONE_SURROGATE.search(str(value)):
+                    raise ImportFailed(f"{unit} {number}, field '{key.encode('utf-8', 'replace').decode()}' holds "
+                                       "half of a UTF-16 surrogate pair (a \\uD800-\\uDFFF escape without its "
+                                       "partner) — write the character itself, or both halves of its escape; "
+                                       "nothing was imported") from None
+        raise
+
+
 def _records_frame(records: list[dict], numbers: Iterable[int], unit: str) -> pd.DataFrame:
     flat = []
-    for record in records:
+    for number, record in zip(numbers, records):
         record = dict(record)
         answers = record.get("answers")
         if isinstance(answers, dict) and "answer_text" not in record:  # Hugging Face SQuAD layout
-            texts, starts = answers.get("text") or [], answers.get("answer_start") or []
+            first = _squad_answers(answers, f"{unit} {number}")[:1]
             record.pop("answers")
-            record["answer_text"] = texts[0] if texts else ""
-            record["answer_start"] = starts[0] if starts and texts else ""
+            record["answer_text"] = _cell(first[0]["text"]) if first else ""
+            record["answer_start"] = _cell(first[0]["answer_start"]) if first else ""
         flat.append({str(key): _cell(value) for key, value in record.items()})
-    frame = pd.DataFrame(flat, dtype=str).fillna("")
+    frame = _string_frame(flat, None, list(numbers), unit).fillna("")
     frame.index = pd.Index(list(numbers), name=unit)
     return frame
 
@@ -312,7 +513,11 @@ def validate(df: pd.DataFrame, task: str, mapping: dict | None = None) -> Import
                 f"or choose it in the column mapping (columns found: {quoted(columns) or 'none'})")))
     if result.problems:
         return result
-    tasks.get(task).validate(Rows(frame, result, lines.tolist(), unit))
+    try:
+        tasks.get(task).validate(Rows(frame, result, lines.tolist(), unit))
+    except RecursionError:
+        raise ImportFailed("a cell nests lists or objects inside each other too deeply to read (thousands of "
+                           "levels) — give plain values") from None
     for found in (result.problems, result.warnings):  # file-level first, then in file order
         found.sort(key=lambda item: -1 if item.line is None else item.line)
     return result
@@ -345,15 +550,18 @@ def guess_task(source: Any, filename: str | None = None) -> str:
     """The task a file most likely holds: one whose own format it is (a CoNLL file), else the task whose required
     fields its columns give, preferring the one that needs more of them (QA over classification), then the one
     the columns' contents suit best (entity spans in a JSON column)."""
-    data, name = _source_bytes(source, filename)
+    try:
+        data, name = _source_bytes(source, filename)
+    except ImportFailed:  # read_table, called next, says what is wrong with the file
+        return tasks.ALL[0].name
     text = _decode(data)
     suffix = Path(name).suffix.lower() if name else ""
-    for task in tasks.ALL:
-        if task.claims(text, suffix):
-            return task.name
     try:
+        for task in tasks.ALL:
+            if task.claims(text, suffix):
+                return task.name
         frame = read_table(data, name)
-    except ImportFailed:
+    except (ImportFailed, RecursionError):
         return tasks.ALL[0].name
     columns = [str(column) for column in frame.columns]
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 from core import models, storage, tasks
 from core.batching import MODEL_INPUTS, collate
+from core.errors import SettingsError, UserError
 from core.tasks.base import TaskDataError, by_length
 
 
-class PredictorError(Exception):
+class PredictorError(UserError):
     """The run or folder cannot be used for predictions; the message says why."""
 
 
@@ -53,8 +55,23 @@ def load_predictor(run: int | str | Path, device: str = "auto", precision: str =
 @lru_cache(maxsize=4)
 def _load(folder: str, stamp: int, device: str, precision: str = "auto"):
     meta_path = Path(folder) / "spanlab.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-    return Predictor(Path(folder), meta, device, precision)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        if not isinstance(meta, dict):
+            raise ValueError("spanlab.json is not a JSON object")
+        return Predictor(Path(folder), meta, device, precision)
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
+        # The folder is the user's input: weights the safe loader refuses (pickles), missing or damaged files.
+        detail = " ".join(str(exc).split())[:400]
+        if isinstance(exc, pickle.UnpicklingError):
+            refused = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+            detail = ("its pickled weights (pytorch_model.bin) hold objects the safe loader refuses to run"
+                      + (f" ({refused[0]})" if refused else ""))
+        raise PredictorError(f"cannot load the model in '{folder}': {type(exc).__name__}: {detail} — use a folder "
+                             "saved by SpanLab or save_pretrained (safetensors weights, config.json, tokenizer)") \
+            from exc
 
 
 def folder_task(folder: Path, meta: dict) -> str:
@@ -88,8 +105,9 @@ class Predictor:
                          # first 20 questions 1 time in 25, in its first 50 about 1 time in 160
 
     def __init__(self, folder: Path, meta: dict, device: str = "auto", precision: str = "auto"):
-        import torch
-        import transformers
+        with models.IMPORT_LOCK:  # see core.models.IMPORT_LOCK
+            import torch
+            import transformers
         self.folder, self.meta = Path(folder), meta
         self.task = tasks.get(folder_task(folder, meta))
         models.quiet()
@@ -119,11 +137,11 @@ class Predictor:
     def _choose_precision(self, precision: str) -> None:
         precision = requested = (precision or "auto").lower()
         if precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"unknown precision '{precision}': use auto, fp32 or bf16")
+            raise SettingsError(f"unknown precision '{precision}': use auto, fp32 or bf16")
         if precision == "auto":
             precision = "bf16" if native_bf16(self.device) and self.task.answers_in_bf16(self.settings) else "fp32"
         if precision == "bf16" and self.device.split(":")[0] not in ("cpu", "cuda"):
-            raise ValueError(f"bf16 predictions run on the CPU or a CUDA GPU, not on '{self.device}'; use fp32")
+            raise SettingsError(f"bf16 predictions run on the CPU or a CUDA GPU, not on '{self.device}'; use fp32")
         self.precision, self.adaptive = precision, requested == "auto"
         self.answered = 0  # predictions made in bf16 (re-checked or not)
         self.rechecked = 0  # predictions made again in fp32 (close calls), for benchmarks and the curious

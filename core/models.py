@@ -10,9 +10,12 @@ import importlib.util
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+from core.errors import SettingsError, UserError
 
 DEFAULT_MODEL = "SpanBERT/spanbert-base-cased"
 BUILTIN_ALIAS = "builtin-minilm"
@@ -43,7 +46,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
                    "spiece.model", "sentencepiece.bpe.model", "merges.txt", "vocab.json")
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(UserError):
     """The model cannot be found or fetched; the message says what to use instead."""
 
 
@@ -170,6 +173,38 @@ def load_tokenizer(folder: Path, notes: list[str] | None = None):
     return AutoTokenizer.from_pretrained(fallback.folder, trust_remote_code=False)
 
 
+def local_folder(ref: str | None) -> Path | None:
+    """The folder of ``ref`` when it is here without the network (built in, a local folder, the Hugging Face cache);
+    None otherwise (the run then resolves, and may download, the model as usual)."""
+    try:
+        return resolve(ref, check_network=False).folder if availability(ref or DEFAULT_MODEL)[0] else None
+    except ModelUnavailable:
+        return None
+
+
+def input_limit(folder: Path) -> int | None:
+    """The most tokens the model in ``folder`` reads at once: its absolute position embeddings (less RoBERTa's
+    padding offset) or its tokenizer's model_max_length, whichever is smaller; None when neither is known or the
+    model's positions are relative."""
+    config = _config(folder)
+    limits = []
+    positions = config.get("max_position_embeddings")
+    absolute = config.get("position_embedding_type", "absolute") == "absolute" and \
+        config.get("position_biased_input", True) is not False
+    if isinstance(positions, int) and positions > 0 and absolute:
+        offset = (int(config.get("pad_token_id") or 0) + 1) if "roberta" in str(config.get("model_type", "")) or \
+            config.get("model_type") in ("camembert", "longformer") else 0
+        limits.append(positions - offset)
+    try:
+        tokenizer_config = json.loads((Path(folder) / "tokenizer_config.json").read_text(encoding="utf-8"))
+        length = tokenizer_config.get("model_max_length")
+        if isinstance(length, (int, float)) and 0 < length < 1_000_000:
+            limits.append(int(length))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return min(limits) if limits else None
+
+
 def _config(folder: Path) -> dict:
     try:
         return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
@@ -234,22 +269,28 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
         else:
             precision = "fp32"
     if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"unknown precision '{precision}': use auto, fp32, bf16 or fp16")
+        raise SettingsError(f"unknown precision '{precision}': use auto, fp32, bf16 or fp16")
     if precision == "fp16" and device == "cpu":
-        raise ValueError("fp16 training needs a GPU; use --precision fp32 or bf16 on the CPU")
+        raise SettingsError("fp16 training needs a GPU; use --precision fp32 or bf16 on the CPU")
     return device, precision
+
+
+# transformers resolves its names lazily; two threads resolving them at once (the app's warm-up and a run that
+# starts meanwhile) can see a half-imported module ("cannot import name ..."). Both take this lock.
+IMPORT_LOCK = threading.RLock()
 
 
 def warm_up() -> None:
     """Import what training and prediction need (torch, transformers and its model classes, the tokenizers), so a
     server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread."""
-    import torch  # noqa: F401
-    import transformers
-    from core import inference, training  # noqa: F401
-    from core import tasks
-    for task in tasks.ALL:
-        getattr(transformers, task.auto_model)
-    transformers.AutoTokenizer  # noqa: B018
+    with IMPORT_LOCK:
+        import torch  # noqa: F401
+        import transformers
+        from core import inference, training  # noqa: F401
+        from core import tasks
+        for task in tasks.ALL:
+            getattr(transformers, task.auto_model)
+        transformers.AutoTokenizer  # noqa: B018
 
 
 def prefetch(ref: str) -> None:

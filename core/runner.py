@@ -10,7 +10,7 @@ import queue
 import threading
 
 from core import storage
-from core.training import TrainConfig, execute_run
+from core.training import TrainConfig, check_for_model, execute_run
 
 
 class JobRunner:
@@ -26,6 +26,7 @@ class JobRunner:
     def submit(self, cfg: TrainConfig) -> int:
         """Record a queued run and schedule it; returns the run id at once."""
         info = storage.get_dataset(cfg.dataset)
+        check_for_model(cfg)
         run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(),
                                     eval_dataset=cfg.eval_dataset)
         with self._lock:

@@ -27,6 +27,7 @@ from core import tasks
 from core.config import runs_dir
 from core.storage import (TASKS, Dataset, DuplicateNameError, Example, InvalidEditError, LabelEvent, MetricPoint,
                           NotFoundError, Run, StaleEditError, StorageError, find_dataset, reading, utcnow, writing)
+from core.storage import _checked_name
 from core.tasks.base import TaskDataError, optional_str
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def add_label(ref: int | str, label: str) -> list[str]:
         dataset = _labeled_dataset(session, ref)
         if name is None:
             raise InvalidEditError("a label needs a non-empty name")
+        _checked_name(name, "the label")
         if name in dataset.labels:
             raise DuplicateNameError(f"dataset {dataset.name!r} already has the label {name!r}")
         dataset.labels = [*dataset.labels, name]
@@ -184,6 +186,7 @@ def rename_label(ref: int | str, old: str, new: str) -> int:
             raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} (labels: {dataset.labels})")
         if new_name is None:
             raise InvalidEditError(f"renaming {old_name!r}: the new name is empty")
+        _checked_name(new_name, "the new label")
         if new_name == old_name:
             return 0
         if new_name in dataset.labels:

@@ -38,7 +38,8 @@ from sqlalchemy.pool import StaticPool
 
 from core import tasks
 from core.config import database_url
-from core.tasks.base import SPLITS, TaskDataError, clean_split, optional_str
+from core.errors import UserError
+from core.tasks.base import SPLITS, TaskDataError, check_name, clean_split, hidden_characters, optional_str
 
 log = logging.getLogger(__name__)
 TASKS = tasks.NAMES
@@ -50,7 +51,7 @@ _WRITE_OPTION = "spanlab_write"  # execution option: this connection's transacti
 
 # --- Errors -----------------------------------------------------------------------------------------
 
-class StorageError(Exception):
+class StorageError(UserError):
     """Base class of every error this module raises on purpose."""
 
 
@@ -376,12 +377,20 @@ def _clean_rows(task, rows: list[dict]) -> list[dict]:
         raise InvalidEditError(str(error)) from None
 
 
+def _checked_name(value: str, what: str) -> str:
+    try:
+        return check_name(value, what)
+    except TaskDataError as error:
+        raise InvalidEditError(str(error)) from None
+
+
 def _clean_label_list(labels: Sequence[Any]) -> list[str]:
     cleaned: list[str] = []
     for value in labels:
         label = optional_str(value)
         if label is None:
             raise InvalidEditError(f"labels contain an empty value ({value!r}): every label needs a name")
+        _checked_name(label, "the label")
         if label not in cleaned:
             cleaned.append(label)
     return cleaned
@@ -401,6 +410,7 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
     name = (name or "").strip()
     if not name:
         raise InvalidEditError("a dataset needs a non-empty name")
+    _checked_name(name, "the dataset name")
     task_obj = _task(task)
     cleaned = _clean_rows(task_obj, rows)
     if not task_obj.has_labels:
@@ -416,6 +426,10 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
                                        f"{label_set}: add it to the labels or fix the row")
     else:
         label_set = sorted({label for row in cleaned for label in task_obj.row_labels(row)})
+    for label in label_set:
+        if hidden_characters(label):
+            number = next(n for n, row in enumerate(cleaned, start=1) if label in task_obj.row_labels(row))
+            _checked_name(label, f"row {number}: the label")
     return _store_dataset(name, task, task_obj, cleaned, label_set, source)
 
 

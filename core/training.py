@@ -27,13 +27,14 @@ from pathlib import Path
 from core import config as spanlab_config
 from core import fewshot, models, runs_store, storage, tasks
 from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
+from core.errors import UserError
 from core.tasks.base import TaskDataError
 
 
 log = logging.getLogger(__name__)
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """A problem with the data or settings, explained for the user."""
 
 
@@ -184,6 +185,20 @@ def add_cli_arguments(parser) -> None:
         shown = f" (default {default})" if default is not None else ""
         parser.add_argument(*flags, dest=spec.name, type=kind, default=default, metavar=None if meta["choices"]
                             else spec.name.upper(), choices=meta["choices"], help=meta["help"] + shown)
+
+
+def check_for_model(cfg: TrainConfig, folder: Path | None = None) -> None:
+    """The checks that need the model's config.json: an explicit max_length beyond what the model reads is a
+    TrainingError naming the limit. The CLI, the job runner (the Train page) and the run itself call it before
+    any training; a model not on this machine yet is checked once it is (when the run starts)."""
+    if cfg.max_length is None:
+        return
+    folder = folder or models.local_folder(cfg.model)
+    limit = models.input_limit(folder) if folder else None
+    if limit is not None and cfg.max_length > limit:
+        raise TrainingError(f"max_length {cfg.max_length} is more than the model {cfg.model} can read: its limit is "
+                            f"{limit} tokens (its config.json / tokenizer). Use max_length {limit} or less; longer "
+                            "texts are read in overlapping windows (QA and entity spans) or cut.")
 
 
 def config_from_cli(args, dataset: str) -> "TrainConfig":
@@ -394,12 +409,15 @@ def execute_run(run_id: int, cancel: threading.Event | None = None, progress=Non
 
 def describe_error(exc: Exception) -> str:
     """A sentence for the user instead of a stack trace."""
-    if isinstance(exc, (TrainingError, models.ModelUnavailable, storage.StorageError)):
+    if isinstance(exc, UserError):
         return str(exc)
     text = str(exc)
-    if "out of memory" in text.lower():
+    lowered = text.lower()
+    if isinstance(exc, MemoryError) or any(sign in lowered for sign in (
+            "out of memory", "can't allocate memory", "cannot allocate memory", "defaultcpuallocator")):
+        first = (text.splitlines() or [type(exc).__name__])[0][:200]
         return ("Out of memory while training: lower the batch size or the max length, or use a smaller model. "
-                f"({text.splitlines()[0][:200]})")
+                f"({first})")
     return f"{type(exc).__name__}: {text[:500]}"
 
 
@@ -428,20 +446,23 @@ def freezes_word_embeddings(setting: str, task: str) -> bool:
 
 
 def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, owner: str | None = None) -> dict:
-    import torch
-    from transformers import get_linear_schedule_with_warmup, set_seed
+    with models.IMPORT_LOCK:  # not while the app's warm-up thread is half-way through importing transformers
+        import torch
+        from transformers import get_linear_schedule_with_warmup, set_seed
 
     dist = _distributed()
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
     task = prepared.spec
     freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name)
-    cfg.max_length = cfg.max_length or task.default_max_length
+    resolved = models.resolve(cfg.model)
+    check_for_model(cfg, resolved.folder)
+    limit = models.input_limit(resolved.folder)
+    cfg.max_length = cfg.max_length or min(task.default_max_length, limit or task.default_max_length)
     requested = cfg.device
     if dist["world"] > 1:  # one process per GPU (or per CPU process with gloo, for testing the launcher)
         requested = f"cuda:{dist['local_rank']}" if torch.cuda.is_available() else "cpu"
     device, precision = models.choose_device(requested, cfg.precision)
-    resolved = models.resolve(cfg.model)
     notes = prepared.notes + resolved.notes
     tokenizer = models.load_tokenizer(resolved.folder, notes)
     set_seed(cfg.seed)

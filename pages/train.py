@@ -286,7 +286,7 @@ def _new_run_form(runner) -> None:
                  help="Runs in the background: you can leave this page, the run goes on."):
         try:
             run_id = runner.submit(cfg)
-        except storage.StorageError as exc:
+        except (storage.StorageError, TrainingError) as exc:  # e.g. a max length beyond the model's limit
             st.error(str(exc))
             return
         st.session_state[RUN_KEY] = run_id

@@ -126,3 +126,14 @@ def test_failed_run_shows_its_error(home, tiny_model_dir):
     errors = [e.value for e in at.error]
     assert errors and "at least 2 labels" in errors[0]
     assert not at.exception
+
+
+def test_max_length_beyond_the_model_limit_is_refused_before_a_run_exists(home, tiny_model_dir):
+    at = open_page("train")
+    choose_local_model(at, tiny_model_dir, "sentiment", max_length=4096, max_steps=5)
+    runs_before = storage.list_runs()
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "max_length 4096" in errors and "its limit is 512 tokens" in errors
+    assert storage.list_runs() == runs_before

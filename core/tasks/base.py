@@ -22,6 +22,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
+
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {  # the one table of split names: what a file may say -> what is stored
     "train": "train", "training": "train",
@@ -31,7 +33,7 @@ SPLIT_ALIASES = {  # the one table of split names: what a file may say -> what i
 SPLIT_FIELD = ["split", "set", "fold"]
 
 
-class TaskDataError(ValueError):
+class TaskDataError(UserError, ValueError):
     """The rows or settings do not suit the task (e.g. only one label to train on); the message says what to do."""
 
 
@@ -193,6 +195,37 @@ def required_text(row: dict, key: str, row_number: int) -> str:
     if is_missing(value) or not str(value).strip():
         raise TaskDataError(f"row {row_number}: '{key}' is empty: every row needs a {key}")
     return str(value)
+
+
+# Joiners that emoji sequences (ZWJ) and Persian or Indic spelling (ZWNJ) need; every other format character
+# (bidirectional overrides such as U+202E, invisible marks) and every control character (BEL, tab, newline, ...) is
+# refused in a name, where it could disguise what the name says or what follows it.
+_ALLOWED_FORMAT_CHARACTERS = {"\u200c", "\u200d"}
+_CONTROL_NAMES = {0x00: "NUL", 0x07: "BELL", 0x08: "BACKSPACE", 0x09: "TAB", 0x0A: "LINE FEED", 0x0B: "LINE TABULATION",
+                  0x0C: "FORM FEED", 0x0D: "CARRIAGE RETURN", 0x1B: "ESCAPE", 0x7F: "DELETE"}
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The control and invisible format characters in ``text`` (as "U+202E RIGHT-TO-LEFT OVERRIDE"), in order."""
+    import unicodedata
+    found = []
+    for character in text:
+        category = unicodedata.category(character)
+        if (category in ("Cc", "Cf", "Cs", "Zl", "Zp") and character not in _ALLOWED_FORMAT_CHARACTERS):
+            described = f"U+{ord(character):04X} {unicodedata.name(character, _CONTROL_NAMES.get(ord(character), 'control character'))}"
+            if described not in found:
+                found.append(described)
+    return found
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` unchanged, or TaskDataError when it holds control or invisible format characters (see above)."""
+    hidden = hidden_characters(value)
+    if hidden:
+        shown = value.encode("unicode_escape").decode("ascii")
+        raise TaskDataError(f"{what} '{shown}' contains {', '.join(hidden)} — names may not hold control or "
+                            "invisible formatting characters (they can hide or reverse what follows): remove them")
+    return value
 
 
 def quoted(names: Iterable[str]) -> str:
