@@ -206,5 +206,6 @@ def test_a_worker_whose_run_is_deleted_stops_and_writes_nothing_more(database_ur
     assert outcome["status"] == "deleted"
     assert newer > run_id
     run = storage.get_run(newer)
-    assert (run["status"], run["artifact_dir"], run["step"]) == ("queued", None, 0) and storage.metric_frame(newer).empty
+    assert (run["status"], run["artifact_dir"], run["step"]) == ("queued", None, 0)
+    assert storage.metric_frame(newer).empty
     assert [p.name for p in runs_dir().iterdir() if p.name != "logs"] == []

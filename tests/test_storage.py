@@ -607,7 +607,8 @@ def test_the_rows_of_an_import_whose_process_was_killed_are_removed():
         get_dataset(staged)
     assert storage.remove_abandoned_imports() == 1
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT COUNT(*) FROM examples WHERE dataset_id = :d"), {"d": staged}).scalar() == 0
+        left = connection.execute(text("SELECT COUNT(*) FROM examples WHERE dataset_id = :d"), {"d": staged}).scalar()
+        assert left == 0
         assert connection.execute(text("SELECT COUNT(*) FROM datasets")).scalar() == 1
 
 
