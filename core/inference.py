@@ -61,6 +61,7 @@ def load_predictor(run: int | str | Path, device: str = "auto", precision: str =
 
 @lru_cache(maxsize=4)
 def _load(folder: str, stamp: int, device: str, precision: str = "auto"):
+    models.after_warm_up()
     meta_path = Path(folder) / "spanlab.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     return Predictor(Path(folder), meta, device, precision)

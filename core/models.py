@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -240,16 +241,28 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
     return device, precision
 
 
+_WARMING_UP = threading.Lock()  # held while warm_up imports
+
+
 def warm_up() -> None:
     """Import what training and prediction need (torch, transformers and its model classes, the tokenizers), so a
     server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread."""
-    import torch  # noqa: F401
-    import transformers
-    from core import inference, training  # noqa: F401
-    from core import tasks
-    for task in tasks.ALL:
-        getattr(transformers, task.auto_model)
-    transformers.AutoTokenizer  # noqa: B018
+    with _WARMING_UP:
+        import torch  # noqa: F401
+        import transformers
+        from core import inference, training  # noqa: F401
+        from core import tasks
+        for task in tasks.ALL:
+            getattr(transformers, task.auto_model)
+        transformers.AutoTokenizer  # noqa: B018
+
+
+def after_warm_up() -> None:
+    """Wait until a warm_up running in another thread has finished importing. transformers' lazy modules are not
+    safe to import from two threads at once: a run started during the warm-up failed with "ImportError: cannot
+    import name 'get_linear_schedule_with_warmup' from 'transformers'"."""
+    with _WARMING_UP:
+        pass
 
 
 def prefetch(ref: str) -> None:

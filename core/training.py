@@ -429,6 +429,7 @@ def freezes_word_embeddings(setting: str, task: str) -> bool:
 
 
 def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, owner: str | None = None) -> dict:
+    models.after_warm_up()
     import torch
     from transformers import get_linear_schedule_with_warmup, set_seed
 
