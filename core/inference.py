@@ -42,7 +42,16 @@ def run_folder(run: int | str | Path) -> Path:
     if not info.get("artifact_dir") or not Path(info["artifact_dir"]).exists():
         raise PredictorError(f"Run {info['id']} has no saved model (status: {info['status']}). "
                              "Pick a completed run.")
-    return Path(info["artifact_dir"])
+    folder = Path(info["artifact_dir"])
+    try:
+        written_by = json.loads((folder / "spanlab.json").read_text(encoding="utf-8")).get("run_token")
+    except (OSError, ValueError, AttributeError):
+        written_by = None  # a folder from before model folders recorded their run: nothing to compare
+    if written_by and info.get("token") and written_by != info["token"]:
+        raise PredictorError(f"Run {info['id']}'s model folder {folder} holds another run's model (its spanlab.json "
+                             "names a different run): it was replaced from elsewhere, e.g. by another database using "
+                             "the same SPANLAB_HOME. Train the run again.")
+    return folder
 
 
 def load_predictor(run: int | str | Path, device: str = "auto", precision: str = "auto") -> "Predictor":

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core import tasks
@@ -443,7 +444,7 @@ def add_metric_points(run_id: int, points: list[dict], owner: str | None = None)
 def get_run(run_id: int) -> dict:
     """All of a run's columns plus duration_s (seconds since start, up to now while it is running). A run whose
     worker died is reported (and recorded) as interrupted."""
-    reap_dead_runs()
+    _reap_while_reading()
     with reading() as session:
         return _run_dict(_get(session, run_id))
 
@@ -451,7 +452,7 @@ def get_run(run_id: int) -> dict:
 def list_runs(dataset: str | int | None = None) -> list[dict]:
     """Runs newest first, optionally only those trained on the dataset with this name (or id). Runs whose worker
     died are reported (and recorded) as interrupted."""
-    reap_dead_runs()
+    _reap_while_reading()
     with reading() as session:
         stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc())
         if isinstance(dataset, int) and not isinstance(dataset, bool):
@@ -552,6 +553,14 @@ def reap_dead_runs(reason: str | None = None, only_dead: bool = True) -> int:
     if marked:
         log.warning("marked %d run(s) whose worker died as interrupted", marked)
     return marked
+
+
+def _reap_while_reading() -> None:
+    """reap_dead_runs for a reader: a database it cannot write to (read-only, a disk full) must not stop it reading."""
+    try:
+        reap_dead_runs()
+    except (SQLAlchemyError, StorageError, OSError) as error:
+        log.warning("could not mark runs whose worker died as interrupted: %s", error)
 
 
 def mark_interrupted(reason: str = "the process running it stopped", only_dead: bool = False) -> int:

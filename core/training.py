@@ -425,7 +425,8 @@ def _write_traceback(run_id: int, owner: str | None) -> None:
     try:
         folder = spanlab_config.runs_dir() / "logs"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{storage.model_folder_name(run_id, owner)}-error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        path = folder / f"{storage.model_folder_name(run_id, owner)}-error.txt"
+        path.write_text(traceback.format_exc(), encoding="utf-8")
     except OSError:
         pass
 

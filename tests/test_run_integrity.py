@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core import runs_store, storage
+from core import inference, runs_store, storage
 from core.__main__ import main
 from core.config import runs_dir
 from core.training import TrainConfig, execute_run
@@ -165,6 +165,13 @@ def test_model_folders_are_unique_per_run_even_when_two_databases_share_a_home(s
         folder = Path(run["artifact_dir"])
         assert set(json.loads((folder / "config.json").read_text())["id2label"].values()) == labels
         assert json.loads((folder / "spanlab.json").read_text())["run_token"] == run["token"]
+    # had b's run still pointed at a's folder (what replacing run-1 did), it would predict a's labels: refused
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{spanlab_home / 'b.db'}")
+    assert inference.load_predictor(b["id"]).predict("good movie")[0]["label"] in {"yes", "no"}
+    storage.update_run(b["id"], artifact_dir=a["artifact_dir"])
+    with pytest.raises(inference.PredictorError, match="holds another run's model"):
+        inference.load_predictor(b["id"])
+    storage.dispose_engines()
 
 
 def test_an_existing_model_folder_is_never_replaced(spanlab_home, tiny_model_dir):
@@ -206,5 +213,6 @@ def test_a_worker_whose_run_is_deleted_stops_and_writes_nothing_more(database_ur
     assert outcome["status"] == "deleted"
     assert newer > run_id
     run = storage.get_run(newer)
-    assert (run["status"], run["artifact_dir"], run["step"]) == ("queued", None, 0) and storage.metric_frame(newer).empty
+    assert (run["status"], run["artifact_dir"], run["step"]) == ("queued", None, 0)
+    assert storage.metric_frame(newer).empty
     assert [p.name for p in runs_dir().iterdir() if p.name != "logs"] == []

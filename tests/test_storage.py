@@ -607,7 +607,8 @@ def test_the_rows_of_an_import_whose_process_was_killed_are_removed():
         get_dataset(staged)
     assert storage.remove_abandoned_imports() == 1
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT COUNT(*) FROM examples WHERE dataset_id = :d"), {"d": staged}).scalar() == 0
+        left = connection.execute(text("SELECT COUNT(*) FROM examples WHERE dataset_id = :d"), {"d": staged}).scalar()
+        assert left == 0
         assert connection.execute(text("SELECT COUNT(*) FROM datasets")).scalar() == 1
 
 
@@ -635,3 +636,15 @@ def test_a_writer_waits_for_a_lock_held_longer_than_the_busy_timeout(monkeypatch
         writer.join(timeout=60)
     holder.close()
     assert errors == [] and len(result) == 1 and get_run(result[0])["status"] == "queued"
+
+
+@sqlite_only
+def test_runs_can_still_be_read_when_the_database_cannot_be_written(spanlab_home, monkeypatch, caplog):
+    make_sentiment()
+    run_id = create_run("reviews", "classification", "m", {})
+    update_run(run_id, status="running", worker_pid=_dead_pid())
+    storage.dispose_engines()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///file:{spanlab_home / 'spanlab.db'}?mode=ro&uri=true")
+    with caplog.at_level("WARNING", logger="core.runs_store"):
+        assert [run["status"] for run in list_runs()] == ["running"]  # cannot be marked: still readable
+    assert "could not mark runs whose worker died" in caplog.text
