@@ -18,6 +18,10 @@ _ENTITIES = {
     "\n": "&#10;", "\r": "&#10;",  # a lone CR (old Mac line end) is a line break too
 }
 _TABLE = str.maketrans(_ENTITIES)
+# For Markdown (captions, messages, widget labels): also what starts links, images, autolinks (http:, www., e-mail),
+# emoji and icon shortcodes, lists and rules; line breaks are kept as Markdown hard breaks.
+_MARKDOWN_TABLE = str.maketrans({**{char: entity for char, entity in _ENTITIES.items() if char not in "\r\n"},
+                                 **{char: f"&#{ord(char)};" for char in ":@.-+!(){}="}})
 
 WRAPPER_CLASS = "spanlab-text"
 LARGE_CLASS = "spanlab-large"
@@ -38,6 +42,19 @@ HIGHLIGHT_CSS = f"""<style>
 def escape_text(text: str) -> str:
     """User text as inert HTML: no tags, no entities of its own, no Markdown or LaTeX syntax."""
     return str(text).replace("\r\n", "\n").translate(_TABLE)
+
+
+def escape_markdown(text) -> str:
+    """User text for anything Streamlit renders as Markdown (st.markdown, captions, messages, widget labels, radio
+    options): it shows literally. No link, image, emphasis, heading, list, HTML, LaTeX or autolink can form; line
+    breaks stay line breaks, leading spaces stay spaces."""
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    escaped = []
+    for line in lines:
+        body = line.lstrip(" \t")
+        indent = line[:len(line) - len(body)]
+        escaped.append("".join(f"&#{ord(char)};" for char in indent) + body.translate(_MARKDOWN_TABLE))
+    return "  \n".join(escaped)
 
 
 def _span_bounds(span) -> tuple[int, int] | None:

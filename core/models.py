@@ -99,6 +99,11 @@ def _cached_snapshot(repo_id: str) -> Path | None:
     return folder if (folder / "config.json").exists() and any((folder / f).exists() for f in WEIGHT_FILES) else None
 
 
+def local_folder_like(ref: str) -> bool:
+    """Whether ``ref`` reads as a folder path rather than a hub id (for display; nothing is looked up)."""
+    return _path_like(ref)
+
+
 def _path_like(ref: str) -> bool:
     """Whether ``ref`` can only be a folder path (a hub id is ``name`` or ``owner/name``)."""
     return ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref

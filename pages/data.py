@@ -16,7 +16,10 @@ from core import storage, tasks
 from core.config import PROJECT_ROOT
 from core.importing import (FIELD_SYNONYMS, REQUIRED_FIELDS, ImportFailed, ImportResult, detect_mapping, guess_task,
                             load_file, read_table, validate)
+from pages import auth
 from pages.common import flash, show_flashes
+
+auth.require("data")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 PAGE = "data"
 SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"

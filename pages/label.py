@@ -10,7 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from core import annotation, storage, tasks
+from pages import auth
 from pages.common import flash, highlighted_html, show_flashes
+
+auth.require("label")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 PAGE = "label"
 GRID_PAGE_SIZE = 500

@@ -12,7 +12,10 @@ import streamlit as st
 from core import charts, storage
 from core.artifacts import run_zip_name, zip_run_folder
 from core.highlight import escape_text
+from pages import auth
 from pages.common import flash, show_flashes
+
+auth.require("runs")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 ACTIVE = ("queued", "running")
 CONFIRM_KEY = "runs_confirm_delete"

@@ -12,7 +12,10 @@ import streamlit as st
 from core import charts, fewshot, models, storage, tasks
 from core.highlight import escape_text
 from core.training import TrainConfig, TrainingError
+from pages import auth
 from pages.common import get_runner, prefetch_model
+
+auth.require("train")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 POLL_SECONDS = 1.5
 ACTIVE = ("queued", "running")
