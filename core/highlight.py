@@ -9,6 +9,7 @@ show as line breaks thanks to ``white-space: pre-wrap`` on the wrapping div.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 # One pass over the text: html.escape's replacements plus numeric entities for Markdown/LaTeX specials.
@@ -18,10 +19,15 @@ _ENTITIES = {
     "\n": "&#10;", "\r": "&#10;",  # a lone CR (old Mac line end) is a line break too
 }
 _TABLE = str.maketrans(_ENTITIES)
-# For Markdown (captions, messages, widget labels): also what starts links, images, autolinks (http:, www., e-mail),
-# emoji and icon shortcodes, lists and rules; line breaks are kept as Markdown hard breaks.
-_MARKDOWN_TABLE = str.maketrans({**{char: entity for char, entity in _ENTITIES.items() if char not in "\r\n"},
-                                 **{char: f"&#{ord(char)};" for char in ":@.-+!(){}="}})
+# For Markdown (captions, messages, widget labels, radio options): Markdown's, LaTeX's and Streamlit's specials, the
+# '&' and '<' that would start entities and HTML, and what starts autolinks (http://, www., a@b), emoji and icon
+# shortcodes (:name:) and colour directives (:red[...]). Quotes, dots, dashes and a colon before a space stay as they
+# are, so ordinary sentences read the same in tests and logs (see escape_markdown).
+_MARKDOWN_TABLE = str.maketrans({char: f"&#{ord(char)};" for char in "&<>$*_`[]~#|\\@"})
+_COLON = re.compile(r":(?=\S)")                            # http://, :red[...], :material/x:, :smile: (not "a: b")
+_WWW = re.compile(r"(?i)\b(www)\.")                       # "www.host" autolinks without a scheme
+_BLOCK_START = re.compile(r"^([-+=]|\d{1,9}[.)])")          # a list item, rule or setext heading underline
+
 
 WRAPPER_CLASS = "spanlab-text"
 LARGE_CLASS = "spanlab-large"
@@ -46,14 +52,17 @@ def escape_text(text: str) -> str:
 
 def escape_markdown(text) -> str:
     """User text for anything Streamlit renders as Markdown (st.markdown, captions, messages, widget labels, radio
-    options): it shows literally. No link, image, emphasis, heading, list, HTML, LaTeX or autolink can form; line
-    breaks stay line breaks, leading spaces stay spaces."""
+    options): it shows literally. No link, image, emphasis, heading, list, HTML, LaTeX, autolink or shortcode can
+    form; line breaks stay line breaks, leading spaces stay spaces. Characters become numeric entities, which
+    Markdown shows as the characters themselves (html.unescape gives the original text back)."""
     lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     escaped = []
     for line in lines:
         body = line.lstrip(" \t")
-        indent = line[:len(line) - len(body)]
-        escaped.append("".join(f"&#{ord(char)};" for char in indent) + body.translate(_MARKDOWN_TABLE))
+        indent = "".join(f"&#{ord(char)};" for char in line[:len(line) - len(body)])
+        body = _COLON.sub("&#58;", _WWW.sub(r"\1&#46;", body.translate(_MARKDOWN_TABLE)))
+        body = _BLOCK_START.sub(lambda match: "".join(f"&#{ord(char)};" for char in match.group(1)), body)
+        escaped.append(indent + body)
     return "  \n".join(escaped)
 
 

@@ -130,7 +130,7 @@ def _oidc_user(config: Settings) -> tuple[str | None, str | None]:
         return None, None
     email = str(user.get("email") or "")
     if not _email_allowed(email, config.allowed_emails):
-        return None, f"{email or 'This account'} is not allowed on this server. Ask whoever runs it to add you."
+        return None, f"{plain(email) or 'This account'} is not allowed on this server. Ask whoever runs it to add you."
     return str(user.get("name") or email or user.get("sub") or "signed-in user"), None
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import charts, config, models, storage, tasks
-from core.highlight import (ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, escape_text, highlight_html,
-                            legend_html)
+from core.highlight import ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, highlight_html, legend_html
 from pages import auth
 from pages.common import plain
 
@@ -69,9 +68,9 @@ def _load_predictor(run_id: int):
         with st.spinner("Loading the model…"):
             return load_predictor(run_id)
     except (PredictorError, storage.StorageError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     except Exception as exc:  # a damaged or foreign folder: say so instead of a traceback
-        st.error(f"This model cannot be loaded ({type(exc).__name__}: {exc}). Pick another run or train again.")
+        st.error(f"This model cannot be loaded ({type(exc).__name__}: {plain(exc)}). Pick another run or train again.")
     return None
 
 
@@ -81,7 +80,7 @@ def _predict(method, *args, **kwargs):
         with st.spinner("Thinking…"):
             return method(*args, **kwargs)
     except Exception as exc:  # e.g. out of memory on a huge text: a message, not a traceback
-        st.error(f"The model could not answer ({type(exc).__name__}: {exc}).")
+        st.error(f"The model could not answer ({type(exc).__name__}: {plain(exc)}).")
         return None
 
 
@@ -128,7 +127,7 @@ def _classification(run: dict, predictor) -> None:
 
 
 def _answer_title(answer: dict) -> str:
-    text = escape_text(_short(answer["answer"], 60)) if answer["answer"] else "*No answer*"
+    text = plain(_short(answer["answer"], 60)) if answer["answer"] else "*No answer*"
     return f"{text} — {answer['score']:.0%}"
 
 
