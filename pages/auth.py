@@ -13,7 +13,8 @@ A module used by app.py and the pages, not a page. Settings (README, "Running Sp
 
 The gate runs before any page (app.py) and again at the top of every page script (``require``), because Streamlit runs
 a page script on its own when a server's very first request names it (its pages/ folder convention), before app.py
-has chosen the pages. Whoever may not see a page gets the sign-in form or a refusal, never the page.
+has chosen the pages; ``require`` then reruns through app.py. Whoever may not see a page gets the sign-in form or a
+refusal, never the page.
 """
 from __future__ import annotations
 
@@ -257,8 +258,22 @@ def gate() -> Access:
     return access
 
 
+def _leave_pages_folder_mode() -> None:
+    """When a fresh server's first request names a page, Streamlit runs that page script on its own and lists every
+    file in pages/ in the sidebar (its pages/ folder convention, until some run calls st.navigation). Rerun at once
+    through app.py, whose navigation decides what this tab sees."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a later Streamlit without the folder convention
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def require(page: str) -> Access:
     """The first line of every page script: stop here unless this tab may see ``page`` ("data", "demo", ...)."""
+    _leave_pages_folder_mode()
     access = current_access()
     if not access.signed_in:
         sign_in_page()
