@@ -11,19 +11,8 @@ from pages import auth
 
 st.set_page_config(page_title="SpanLab", page_icon="🧪", layout="wide")
 
-PAGES = [
-    st.Page("pages/data.py", title="Data", icon="📄", default=True),
-    st.Page("pages/label.py", title="Label", icon="🏷️"),
-    st.Page("pages/train.py", title="Train", icon="🚀"),
-    st.Page("pages/runs.py", title="Runs", icon="📈"),
-    st.Page("pages/demo.py", title="Demo", icon="🎤"),
-]
-
 access = auth.gate()  # stops here with the sign-in page until this tab may use the app
-if access.demo_runs is not None:  # read-only: the Demo page is the only page, whatever the address asks for
-    navigation = st.navigation([st.Page("pages/demo.py", title="Demo", icon="🎤", default=True)], position="hidden")
-else:
-    navigation = st.navigation(PAGES)
+navigation = auth.navigation(access)  # in demo mode only the Demo page, whatever the address asks for
 with st.sidebar:
     st.caption("SpanLab · fine-tune SpanBERT on your own labeled text")
     auth.account_box(access)

@@ -13,8 +13,8 @@ A module used by app.py and the pages, not a page. Settings (README, "Running Sp
 
 The gate runs before any page (app.py) and again at the top of every page script (``require``), because Streamlit runs
 a page script on its own when a server's very first request names it (its pages/ folder convention), before app.py
-has chosen the pages; ``require`` then reruns through app.py. Whoever may not see a page gets the sign-in form or a
-refusal, never the page.
+has chosen the pages. Whoever may not see a page gets the sign-in form or a refusal, never the page (nor Streamlit's
+list of the pages/ files).
 """
 from __future__ import annotations
 
@@ -102,8 +102,9 @@ def settings() -> Settings:
     for name, stored in result.passwords.items():
         try:
             check_stored(stored)
-        except PasswordSettingError as exc:
-            result.problem = f"[spanlab.passwords] {name}: {exc}."
+        except PasswordSettingError as exc:  # the name goes to the server's log only, not to the sign-in page
+            log.error("secrets.toml [spanlab.passwords] %s: %s", name, exc)
+            result.problem = f"an entry of [spanlab.passwords] is unusable ({exc}); the server's log names it."
     demo = os.environ.get("SPANLAB_DEMO_RUNS", "").strip() or spanlab.get("demo_runs")
     if demo not in (None, "", []):
         try:
@@ -248,33 +249,57 @@ def account_box(access: Access) -> None:
 # --------------------------------------------------------------------------------------------------- the gate
 
 def gate() -> Access:
-    """app.py calls this before any page: a tab that must sign in gets only the sign-in page (every address leads
-    there) and the run stops here; otherwise the tab's access is returned."""
+    """app.py calls this before any page: a tab that must sign in gets only the sign-in form (whatever the address,
+    no page runs and none is listed) and the run stops here; otherwise the tab's access is returned."""
     access = current_access()
     if not access.signed_in:
-        st.navigation([st.Page(sign_in_page, title="Sign in", icon="🔒", url_path="sign-in", default=True)],
-                      position="hidden").run()
+        _hidden_navigation()
+        sign_in_page()
         st.stop()
     return access
 
 
-def _leave_pages_folder_mode() -> None:
-    """When a fresh server's first request names a page, Streamlit runs that page script on its own and lists every
-    file in pages/ in the sidebar (its pages/ folder convention, until some run calls st.navigation). Rerun at once
-    through app.py, whose navigation decides what this tab sees."""
+APP_PAGES = [  # (script, title, icon), in the order of the sidebar; the first is the start page
+    ("pages/data.py", "Data", "📄"),
+    ("pages/label.py", "Label", "🏷️"),
+    ("pages/train.py", "Train", "🚀"),
+    ("pages/runs.py", "Runs", "📈"),
+    ("pages/demo.py", "Demo", "🎤"),
+]
+
+
+def navigation(access: Access):
+    """The navigation this tab may use (st.navigation): every page, or in demo mode only the Demo page (hidden
+    sidebar), so that no address leads anywhere else."""
+    if access.demo_runs is not None:
+        return st.navigation([st.Page("pages/demo.py", title="Demo", icon="🎤", default=True)], position="hidden")
+    return st.navigation([st.Page(script, title=title, icon=icon, default=index == 0)
+                          for index, (script, title, icon) in enumerate(APP_PAGES)])
+
+
+def _hidden_navigation() -> None:
+    """Every page known (so that no "page not found" dialog covers the sign-in form, whatever the address) and none
+    listed; the caller draws what this tab may see instead of running the page, and stops."""
+    st.navigation([st.Page(script, title=title, default=index == 0) for index, (script, title, _) in
+                   enumerate(APP_PAGES)], position="hidden")
+
+
+def _in_pages_folder_mode() -> bool:
+    """Whether Streamlit ran this page script on its own, as it does (its pages/ folder convention, listing every
+    file in pages/ in the sidebar) when a fresh server's first request names a page, before any run of app.py."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a later Streamlit without the folder convention
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+        return False
+    return bool(getattr(PagesManager, "uses_pages_directory", False))
 
 
 def require(page: str) -> Access:
     """The first line of every page script: stop here unless this tab may see ``page`` ("data", "demo", ...)."""
-    _leave_pages_folder_mode()
     access = current_access()
+    restricted = not access.signed_in or (access.demo_runs is not None and page != DEMO_PAGE)
+    if restricted and _in_pages_folder_mode():  # no listing of the pages/ files beside the refusal
+        _hidden_navigation()
     if not access.signed_in:
         sign_in_page()
         st.stop()
