@@ -34,5 +34,6 @@ def model_roots() -> list[Path] | None:
     value = os.environ.get("SPANLAB_MODEL_ROOTS", "").strip()
     if not value:
         return None
-    roots = [Path(os.path.realpath(Path(part.strip()).expanduser())) for part in value.split(os.pathsep) if part.strip()]
+    roots = [Path(os.path.realpath(Path(part.strip()).expanduser()))
+             for part in value.split(os.pathsep) if part.strip()]
     return [*roots, Path(os.path.realpath(runs_dir()))]

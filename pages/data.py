@@ -227,7 +227,8 @@ def datasets_section(datasets: list[dict]) -> None:
     info = next(dataset for dataset in datasets if dataset["name"] == name)
     _downloads(info)
     with st.expander(f"Delete '{plain(name)}'"):
-        confirmed = st.checkbox(f"Yes, delete '{plain(name)}' with its {info['rows']} rows and labels. Its training runs "
+        confirmed = st.checkbox(f"Yes, delete '{plain(name)}' with its {info['rows']} rows and labels. Its training "
+                                "runs "
                                 "stay in the run history.", key=f"confirm_delete:{name}")
         st.button(f"Delete {plain(name)}", key=f"delete:{name}", disabled=not confirmed, on_click=_delete, args=(name,))
 

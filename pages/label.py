@@ -78,7 +78,8 @@ def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int |
         answer = (st.session_state.get(_answer_key(example)) or "").strip()
         found = annotation.find_occurrences(example["context"], answer)
         if not found:
-            flash(PAGE, "error", f"'{plain(annotation.shorten(answer))}' does not occur in the context — copy the answer "
+            flash(PAGE, "error", f"'{plain(annotation.shorten(answer))}' does not occur in the context — copy the "
+                                 "answer "
                                  "exactly from the context.")
             return
         chosen = st.session_state.get(_occurrence_key(example, answer), 0)
@@ -360,11 +361,13 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
     chosen = 0
     if answer and not found:
         hint = annotation.answer_hint(example["context"], typed)
-        st.warning(f"'{plain(annotation.shorten(answer))}' does not occur in the context" + (f": {plain(hint)}." if hint else
+        st.warning(f"'{plain(annotation.shorten(answer))}' does not occur in the context"
+                   + (f": {plain(hint)}." if hint else
                    " — copy it exactly (same capitalisation and spacing)."))
     elif len(found) > 1:
         default = next((i for i, item in enumerate(found) if answer == saved_text and item.start == saved_start), 0)
-        chosen = st.radio(f"'{plain(annotation.shorten(answer, 40))}' occurs {len(found)} times — which one is meant?",
+        chosen = st.radio(f"'{plain(annotation.shorten(answer, 40))}' occurs {len(found)} times — which one is "
+                          "meant?",
                           list(range(len(found))), index=default, key=_occurrence_key(example, answer),
                           format_func=lambda i: f"{i + 1}. {plain(found[i].snippet)}")
     spans = [(item.start, item.end) for item in found]

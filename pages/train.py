@@ -113,7 +113,8 @@ def _finished(run: dict) -> None:
     _headline(run)
     status = run["status"]
     if status == "failed":
-        st.error(plain(run.get("error")) if run.get("error") else "The run failed without a message; see data/runs/logs.")
+        st.error(plain(run["error"]) if run.get("error") else
+                 "The run failed without a message; see data/runs/logs.")
         return
     st.session_state["focus_run"] = run["id"]  # preselected on the Runs and Demo pages
     metrics = run.get("metrics") or {}
@@ -185,7 +186,8 @@ def _model_picker() -> str | None:
         st.info(f"'{plain(ref)}' is not on this machine yet: it is downloaded from the Hugging Face Hub when training "
                 "starts (once; later runs use the cache).")
     else:
-        st.warning(f"'{plain(ref)}' is not on this machine and the Hugging Face Hub cannot be reached, so training would "
+        st.warning(f"'{plain(ref)}' is not on this machine and the Hugging Face Hub cannot be reached, so training "
+                   "would "
                    f"fail at once. Pick the built-in MiniLM ({models.BUILTIN_ALIAS}), which works offline, or a "
                    "local model folder.")
     return ref

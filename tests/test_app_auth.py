@@ -131,8 +131,8 @@ def test_identity_provider_sign_in(spanlab_home):
     at.user = {"is_logged_in": True, "name": "Bob", "email": "bob@elsewhere.org"}
     ask_for(at, "data")
     assert titles(at) == ["SpanLab"] and "signed_in_user" not in at.session_state
-    assert html.unescape(at.error[0].value).replace("\u2060", "") == ("bob@elsewhere.org is not allowed on this server. Ask whoever runs it "
-                                                "to add you.")
+    refusal = html.unescape(at.error[0].value).replace("\u2060", "")
+    assert refusal == "bob@elsewhere.org is not allowed on this server. Ask whoever runs it to add you."
 
 
 # --------------------------------------------------------------------------------------------------- demo mode
