@@ -69,3 +69,39 @@ def check_sign_in(name: str, password: str, hashes: dict[str, str]) -> str | Non
     stored = hashes[match] if match is not None else _DUMMY
     ok = verify_password(password, stored)
     return str(match) if ok and match is not None else None
+
+
+class SignInThrottle:
+    """Server-wide brake on password guessing: after ``limit`` failed sign-ins for one name (known or not) within
+    ``window_s`` seconds, that name is refused for ``lockout_s`` seconds, whatever the password. Thread-safe."""
+
+    def __init__(self, limit: int = 5, window_s: float = 600.0, lockout_s: float = 600.0, clock=None):
+        import threading
+        import time
+        self.limit, self.window_s, self.lockout_s = limit, window_s, lockout_s
+        self._clock = clock or time.monotonic
+        self._failures: dict[str, list[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return str(name).strip().casefold()[:200]
+
+    def wait_s(self, name: str) -> float:
+        """Seconds until ``name`` may try again (0: now)."""
+        with self._lock:
+            return max(0.0, self._locked_until.get(self._key(name), 0.0) - self._clock())
+
+    def failed(self, name: str) -> None:
+        key, now = self._key(name), self._clock()
+        with self._lock:
+            recent = [moment for moment in self._failures.get(key, []) if now - moment < self.window_s] + [now]
+            self._failures[key] = recent
+            if len(recent) >= self.limit:
+                self._locked_until[key] = now + self.lockout_s
+                self._failures[key] = []
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(self._key(name), None)

@@ -173,6 +173,13 @@ def _tab_demo_runs() -> list[int] | None:
 
 # --------------------------------------------------------------------------------------------------- sign-in
 
+@st.cache_resource
+def _throttle():
+    """One brake on password guessing per server process, shared by every browser tab."""
+    from core.passwords import SignInThrottle
+    return SignInThrottle()
+
+
 def _password_sign_in(config: Settings) -> None:
     from core.passwords import check_sign_in
     with st.form("sign_in", enter_to_submit=True):
@@ -182,12 +189,19 @@ def _password_sign_in(config: Settings) -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if not submitted:
         return
+    throttle = _throttle()
+    wait = throttle.wait_s(name)
+    if wait > 0:  # the same answer for every name, known or not
+        st.error(f"Too many failed sign-ins for this name: try again in {max(1, round(wait / 60))} minute(s).")
+        return
     person = check_sign_in(name, password, config.passwords)
     if person is None:
+        throttle.failed(name)
         log.warning("failed sign-in for name %r", name[:60])
         time.sleep(FAILED_SIGN_IN_DELAY_S)  # slows guessing down (on top of the hash's own cost)
         st.error("Wrong name or password.")
         return
+    throttle.succeeded(name)
     st.session_state[PASSWORD_USER_KEY] = person
     st.session_state[SIGNED_IN_KEY] = person
     log.info("%s signed in", person)

@@ -95,6 +95,18 @@ def test_no_address_leads_past_the_sign_in_page(spanlab_home):
     assert titles(at) == ["Runs"]
 
 
+def test_repeated_wrong_passwords_lock_the_name_for_a_while(spanlab_home):
+    carol = {"spanlab": {"passwords": {"carol": passwords.hash_password("carol-secret", iterations=2_000)}}}
+    at = app(carol)
+    at.run()
+    for _ in range(5):
+        sign_in(at, "carol", "guess-guess")
+        assert [error.value for error in at.error] == ["Wrong name or password."]
+    sign_in(at, "carol", "carol-secret")  # even the right password, for now
+    assert at.error[0].value.startswith("Too many failed sign-ins for this name")
+    assert titles(at) == ["SpanLab"] and "signed_in_user" not in at.session_state
+
+
 @pytest.mark.parametrize("page", ["data", "label", "train", "runs", "demo"])
 def test_a_page_run_on_its_own_still_asks_for_sign_in(spanlab_home, page):
     """Streamlit runs pages/<page>.py without app.py when a fresh server's first request names that page."""

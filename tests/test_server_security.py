@@ -131,3 +131,24 @@ def test_training_from_a_folder_outside_the_roots_fails_before_loading(roots, ca
     for run in storage.list_runs():  # if a run row was recorded at all, it failed with the roots message
         assert run["status"] == "failed" and "not in a model folder this server allows" in run["error"]
     assert "not in a model folder this server allows" in capsys.readouterr().out
+
+
+def test_sign_in_throttle_locks_a_name_after_repeated_failures():
+    now = [0.0]
+    throttle = passwords.SignInThrottle(limit=3, window_s=60, lockout_s=300, clock=lambda: now[0])
+    for _ in range(2):
+        throttle.failed("Alice")
+    assert throttle.wait_s("alice") == 0
+    throttle.succeeded("alice")  # a success forgets earlier failures
+    for _ in range(2):
+        throttle.failed("alice")
+    now[0] = 61.0  # failures older than the window do not count
+    throttle.failed("alice")
+    assert throttle.wait_s("alice") == 0
+    throttle.failed("alice")
+    throttle.failed(" ALICE ")
+    assert throttle.wait_s("alice") == 300 and throttle.wait_s("bob") == 0
+    now[0] += 299
+    assert throttle.wait_s("alice") == pytest.approx(1)
+    now[0] += 1
+    assert throttle.wait_s("alice") == 0
