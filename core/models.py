@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -289,9 +290,25 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
     return device, precision
 
 
+_WARM_UP_LOCK = threading.Lock()
+
+
+def wait_for_warm_up() -> None:
+    """Return once no warm_up() is importing: transformers 5's lazily imported names fail (ImportError /
+    AttributeError) when two threads resolve them at once, e.g. a run starting while the warm-up still imports."""
+    with _WARM_UP_LOCK:
+        pass
+
+
 def warm_up() -> None:
     """Import what training and prediction need (torch, transformers and its model classes, the tokenizers), so a
-    server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread."""
+    server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread;
+    a run waits for it (wait_for_warm_up)."""
+    with _WARM_UP_LOCK:
+        _import_training_libraries()
+
+
+def _import_training_libraries() -> None:
     import torch  # noqa: F401
     import transformers
     from core import inference, training  # noqa: F401

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 
-from core import storage
+from core import models, storage
 from core.training import TrainConfig, execute_run
 
 
@@ -76,6 +76,7 @@ class JobRunner:
                     storage.update_run(run_id, status="cancelled", error="cancelled before it started")
                     continue
                 self.active_run = run_id
+                models.wait_for_warm_up()  # transformers' lazy imports are not safe from two threads at once
                 execute_run(run_id, event)
             except Exception as exc:  # bookkeeping failure: never leave the run "running"
                 try:

@@ -152,3 +152,16 @@ def test_sign_in_throttle_locks_a_name_after_repeated_failures():
     assert throttle.wait_s("alice") == pytest.approx(1)
     now[0] += 1
     assert throttle.wait_s("alice") == 0
+
+
+def test_a_run_waits_for_the_warm_up_imports():
+    """transformers 5 resolves its lazy names unsafely from two threads (a run started while the app's warm-up
+    thread still imported failed with ImportError in the browser test): the runner waits for the warm-up."""
+    import threading
+    finished = threading.Event()
+    with models._WARM_UP_LOCK:  # a warm-up in progress
+        waiter = threading.Thread(target=lambda: (models.wait_for_warm_up(), finished.set()))
+        waiter.start()
+        assert not finished.wait(0.3)  # cannot return while the warm-up holds the lock
+    assert finished.wait(10)
+    waiter.join()
