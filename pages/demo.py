@@ -258,12 +258,11 @@ if not _runs:
 _by_id = {run["id"]: run for run in _runs}
 _ids = list(_by_id)
 _focus = st.session_state.get("focus_run")
-_main, _card = st.columns([3, 1])
-with _main:
-    _run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids else 0, key="demo_run",
-                           format_func=lambda rid: charts.run_label(_by_id[rid]),
-                           help="The models of this demo." if _demo_only else "Finished runs that saved a model.")
+_run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids else 0, key="demo_run",
+                       format_func=lambda rid: charts.run_label(_by_id[rid]),
+                       help="The models of this demo." if _demo_only else "Finished runs that saved a model.")
 _run = _by_id[_run_id]
+_main, _card = st.columns([3, 1])
 with _card:
     run_card(_run)
 WIDGETS = {"probabilities": _classification, "answer": _qa, "entities": _entities}  # each task's demo_widget
