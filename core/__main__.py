@@ -5,6 +5,7 @@
     python -m core train --dataset NAME --model builtin-minilm [--epochs ... --device cuda] [--json]
     python -m core evaluate RUN --dataset NAME | predict RUN --text T | predict RUN --question Q --context C
     python -m core runs | runs show RUN | runs cancel RUN | runs delete RUN | models
+    python -m core hash-password [--name NAME]     (a line for .streamlit/secrets.toml: README, team sign-in)
 
 With --json the last line of stdout is one JSON object; user mistakes (core.errors.UserError) and trouble with the
 machine (an unusable database, a full disk: core.errors.explain) go to stderr as ``error: ...`` with exit code 2 and no
@@ -162,6 +163,22 @@ def cmd_models(args) -> dict:
     return {"models": out, "_text": "\n".join(lines)}
 
 
+def cmd_hash_password(args) -> dict:
+    """Ask for a password twice (or read one line from a pipe) and print the hash to store in secrets.toml."""
+    import getpass
+    from core import passwords
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UserError("the two passwords differ: nothing printed, try again")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    stored = passwords.hash_password(password)
+    name = (args.name or "").strip()
+    line = f'{json.dumps(name)} = "{stored}"' if name else stored
+    return {"name": name or None, "hash": stored, "_text": line}
+
+
 def cmd_train(args) -> dict:
     from core import storage
     from core.runner import JobRunner
@@ -300,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("delete-dataset", cmd_delete_dataset, "delete a dataset (its runs stay in the history)")
     p.add_argument("name")
     add("models", cmd_models, "the suggested models and whether they are available offline")
+    p = add("hash-password", cmd_hash_password, "print a password hash for the team sign-in (.streamlit/secrets.toml)")
+    p.add_argument("--name", help="print a ready line for [spanlab.passwords]: NAME = \"HASH\"")
 
     p = add("train", cmd_train, "fine-tune a model on a dataset (foreground, recorded like an app run)")
     p.add_argument("--dataset", required=True)

@@ -1,4 +1,5 @@
-"""Where SpanLab keeps its state: SPANLAB_HOME (default ``data/``) and DATABASE_URL."""
+"""Where SpanLab keeps its state: SPANLAB_HOME (default ``data/``) and DATABASE_URL; which local model folders a
+shared server may read (SPANLAB_MODEL_ROOTS)."""
 from __future__ import annotations
 
 import os
@@ -32,3 +33,15 @@ def runs_dir() -> Path:
     path = home() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def model_roots() -> list[Path] | None:
+    """Folders that local models may be read from, as real paths: SPANLAB_MODEL_ROOTS (folders separated by
+    ``os.pathsep``, ':' on Linux) plus the run folder, so a run's own model stays usable. None when the variable
+    is unset or empty: any folder on this machine (local use)."""
+    value = os.environ.get("SPANLAB_MODEL_ROOTS", "").strip()
+    if not value:
+        return None
+    roots = [Path(os.path.realpath(Path(part.strip()).expanduser()))
+             for part in value.split(os.pathsep) if part.strip()]
+    return [*roots, Path(os.path.realpath(runs_dir()))]

@@ -9,6 +9,7 @@ show as line breaks thanks to ``white-space: pre-wrap`` on the wrapping div.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 # One pass over the text: html.escape's replacements plus numeric entities for Markdown/LaTeX specials.
@@ -18,6 +19,19 @@ _ENTITIES = {
     "\n": "&#10;", "\r": "&#10;",  # a lone CR (old Mac line end) is a line break too
 }
 _TABLE = str.maketrans(_ENTITIES)
+# For Markdown (captions, messages, widget labels, radio options): Markdown's, LaTeX's and Streamlit's specials and
+# the '&' and '<' that would start entities and HTML become numeric entities; a colon before a non-space too (colour
+# directives :red[...], icon and emoji shortcodes). Quotes, dots, dashes, "a: b" and an underscore inside a word stay
+# as they are, so ordinary names and sentences read the same in tests and logs (see escape_markdown).
+_MARKDOWN_TABLE = str.maketrans({char: f"&#{ord(char)};" for char in "&<>$*_`[]~#|\\@"})
+_INERT_UNDERSCORE = re.compile(r"(?<=[^\W_])_(?=[^\W_])")  # inside a word (support_tickets): never emphasis
+_COLON = re.compile(r":(?=\S)")
+# GitHub-flavoured autolinks are found in the text AFTER entities are decoded (http://..., www.x, a@b.c), so an
+# invisible WORD JOINER (U+2060) goes where it breaks their pattern: after "http:", between "www" and ".", after "@".
+WORD_JOINER = "\u2060"
+_AUTOLINK_BREAKS = (re.compile(r"(?i)(\bhttps?:)(?=//)"), re.compile(r"(?i)(\bwww)(?=\.)"), re.compile(r"(@)"))
+_BLOCK_START = re.compile(r"^([-+=]|\d{1,9}[.)])")          # a list item, rule or setext heading underline
+
 
 WRAPPER_CLASS = "spanlab-text"
 LARGE_CLASS = "spanlab-large"
@@ -38,6 +52,27 @@ HIGHLIGHT_CSS = f"""<style>
 def escape_text(text: str) -> str:
     """User text as inert HTML: no tags, no entities of its own, no Markdown or LaTeX syntax."""
     return str(text).replace("\r\n", "\n").translate(_TABLE)
+
+
+def escape_markdown(text) -> str:
+    """User text for anything Streamlit renders as Markdown (st.markdown, captions, messages, widget labels, radio
+    options): it shows literally. No link, image, emphasis, heading, list, HTML, LaTeX, autolink or shortcode can
+    form; line breaks stay line breaks, leading spaces stay spaces. Characters become numeric entities, which
+    Markdown shows as the characters themselves; ``html.unescape`` gives the text back, with a WORD_JOINER (invisible)
+    inside anything that looked like a web or e-mail address."""
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    escaped = []
+    for line in lines:
+        body = line.lstrip(" \t")
+        indent = "".join(f"&#{ord(char)};" for char in line[:len(line) - len(body)])
+        for pattern in _AUTOLINK_BREAKS:
+            body = pattern.sub(lambda match: match.group(1) + WORD_JOINER, body)
+        pieces = _INERT_UNDERSCORE.split(body)  # kept as they are; every other character translated
+        body = "_".join(piece.translate(_MARKDOWN_TABLE) for piece in pieces)
+        body = _COLON.sub("&#58;", body).replace(WORD_JOINER, "&#8288;")
+        body = _BLOCK_START.sub(lambda match: "".join(f"&#{ord(char)};" for char in match.group(1)), body)
+        escaped.append(indent + body)
+    return "  \n".join(escaped)
 
 
 def _span_bounds(span) -> tuple[int, int] | None:

@@ -34,8 +34,11 @@ class PredictorError(UserError):
 def run_folder(run: int | str | Path) -> Path:
     """Model folder of a run id, or a folder path given directly."""
     if isinstance(run, Path) or (isinstance(run, str) and not run.isdigit()):
-        folder = Path(run).expanduser()
-        if not (folder / "config.json").exists():
+        try:  # a server's allowed model folders (SPANLAB_MODEL_ROOTS) apply here too
+            folder = models.local_folder(str(run))
+        except models.ModelUnavailable as exc:
+            raise PredictorError(str(exc)) from None
+        if folder is None or not (folder / "config.json").exists():
             raise PredictorError(f"'{run}' is not a saved model folder (no config.json).")
         return folder
     info = storage.get_run(int(run))

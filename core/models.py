@@ -50,6 +50,10 @@ class ModelUnavailable(UserError):
     """The model cannot be found or fetched; the message says what to use instead."""
 
 
+class OutsideModelRoots(ModelUnavailable):
+    """A local folder outside the folders this server allows (SPANLAB_MODEL_ROOTS)."""
+
+
 @dataclass
 class ResolvedModel:
     ref: str            # what the user asked for
@@ -98,6 +102,48 @@ def _cached_snapshot(repo_id: str) -> Path | None:
     return folder if (folder / "config.json").exists() and any((folder / f).exists() for f in WEIGHT_FILES) else None
 
 
+def local_folder_like(ref: str) -> bool:
+    """Whether ``ref`` reads as a folder path rather than a hub id (for display; nothing is looked up)."""
+    return _path_like(ref)
+
+
+def _path_like(ref: str) -> bool:
+    """Whether ``ref`` can only be a folder path (a hub id is ``name`` or ``owner/name``)."""
+    return ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    real = Path(os.path.realpath(path))  # symlinks and '..' resolved: a link out of a root is outside it
+    return any(real == root or root in real.parents for root in roots)
+
+
+def outside_roots_message(ref: str) -> str:
+    """The answer for a folder outside the allowed roots: the same words whether it exists or not."""
+    from core import config
+    roots = [str(root) for root in config.model_roots() or []]
+    return (f"'{ref}' is not in a model folder this server allows ({', '.join(roots)}). Put the model under one of "
+            f"them (ask whoever runs the server), or use a Hugging Face model id or {BUILTIN_ALIAS}.")
+
+
+def local_folder(ref: str) -> Path | None:
+    """The local folder ``ref`` names, or None when it is to be read as a hub id. On a server that restricts
+    local models (SPANLAB_MODEL_ROOTS), a folder outside the allowed roots is refused with the same message
+    whether or not it exists, and a hub-like name is never looked up on disk outside them."""
+    from core import config
+    path = Path(ref).expanduser()
+    roots = config.model_roots()
+    if roots is not None and not _inside(path, roots):
+        if _path_like(ref):
+            raise OutsideModelRoots(outside_roots_message(ref))
+        return None
+    if path.is_dir():
+        return path
+    if _path_like(ref):
+        raise ModelUnavailable(f"The folder '{ref}' does not exist. Give an existing folder, a Hugging Face model "
+                               f"id such as {DEFAULT_MODEL}, or {BUILTIN_ALIAS}.")
+    return None
+
+
 def availability(ref: str) -> tuple[bool, str]:
     """Whether ``ref`` can be loaded without network, and a short phrase saying so (for the model picker)."""
     if ref == BUILTIN_ALIAS:
@@ -105,8 +151,14 @@ def availability(ref: str) -> tuple[bool, str]:
             return builtin_folder().exists(), "offline (built in)"
         except ModelUnavailable as exc:
             return False, str(exc)
-    if Path(ref).expanduser().is_dir():
-        ok = (Path(ref).expanduser() / "config.json").exists()
+    try:
+        folder = local_folder(ref)
+    except OutsideModelRoots:
+        return False, "not in a model folder this server allows"
+    except ModelUnavailable:
+        return False, "folder does not exist"
+    if folder is not None:
+        ok = (folder / "config.json").exists()
         return ok, "local folder" if ok else "folder has no config.json"
     if _cached_snapshot(ref):
         return True, "in the local Hugging Face cache"
@@ -118,15 +170,12 @@ def resolve(ref: str | None, *, check_network: bool = True) -> ResolvedModel:
     ref = (ref or DEFAULT_MODEL).strip()
     if ref == BUILTIN_ALIAS:
         return ResolvedModel(ref, builtin_folder(), "builtin", [])
-    path = Path(ref).expanduser()
-    if path.is_dir():
+    path = local_folder(ref)
+    if path is not None:
         if not (path / "config.json").exists():
             raise ModelUnavailable(f"The folder '{ref}' has no config.json: point --model at a folder saved with "
                                    "save_pretrained (config.json + model weights).")
         return ResolvedModel(ref, path.resolve(), "local", [])
-    if ref.count("/") > 1 or ref.startswith((".", "/", "~")):
-        raise ModelUnavailable(f"The folder '{ref}' does not exist. Give an existing folder, a Hugging Face model id "
-                               f"such as {DEFAULT_MODEL}, or {BUILTIN_ALIAS}.")
     cached = _cached_snapshot(ref)
     if cached:
         return ResolvedModel(ref, cached, "hub", ["loaded from the local Hugging Face cache"])
@@ -280,9 +329,16 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
 IMPORT_LOCK = threading.RLock()
 
 
+def wait_for_warm_up() -> None:
+    """Return once no warm_up() (or other holder of IMPORT_LOCK) is importing."""
+    with IMPORT_LOCK:
+        pass
+
+
 def warm_up() -> None:
     """Import what training and prediction need (torch, transformers and its model classes, the tokenizers), so a
-    server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread."""
+    server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread;
+    training and prediction take the same IMPORT_LOCK for their own imports."""
     with IMPORT_LOCK:
         import torch  # noqa: F401
         import transformers

@@ -51,3 +51,10 @@ def highlighted_html(text: str, spans: list[tuple[int, int]] = (), active: int |
     span number ``active`` marked strongly; built by core.highlight."""
     from core.highlight import HIGHLIGHT_CSS, highlight_html
     return HIGHLIGHT_CSS + highlight_html(text, spans, active=active, large=large)
+
+
+def plain(text) -> str:
+    """A user-supplied string (dataset, label or run name, typed text, a message quoting one) for any place Streamlit
+    renders as Markdown, so it shows as plain text: no image is fetched, no link or bold forms."""
+    from core.highlight import escape_markdown
+    return escape_markdown(text)

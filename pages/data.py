@@ -16,7 +16,10 @@ from core import storage, tasks
 from core.config import PROJECT_ROOT
 from core.importing import (FIELD_SYNONYMS, REQUIRED_FIELDS, ImportFailed, ImportResult, detect_mapping, guess_task,
                             load_file, read_table, validate)
-from pages.common import flash, show_flashes
+from pages import auth
+from pages.common import flash, plain, show_flashes
+
+auth.require("data")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 PAGE = "data"
 SAMPLES_DIR = PROJECT_ROOT / "data" / "samples"
@@ -35,28 +38,28 @@ def _create(name: str, task: str, rows: list[dict], labels: list[str], source: s
         info = storage.create_dataset(name, task, rows, labels=labels if tasks.get(task).has_labels else None,
                                       source=source)
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Not imported: {error}")
+        flash(PAGE, "error", f"Not imported: {plain(error)}")
         return
     note = f" ({skipped} rows with problems were left out)" if skipped else ""
     st.session_state["data_imported"] = info["name"]
     st.session_state["current_dataset"] = info["name"]  # the Label and Train pages open it
     st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1  # empties the uploader
-    flash(PAGE, "success", f"Imported {info['rows']} rows as dataset '{info['name']}'{note}.")
+    flash(PAGE, "success", f"Imported {info['rows']} rows as dataset '{plain(info['name'])}'{note}.")
 
 
 def _load_sample(path: Path, task: str) -> None:
     name = path.stem
     if any(dataset["name"] == name for dataset in storage.list_datasets()):
-        flash(PAGE, "info", f"A dataset named '{name}' already exists — it is in the table below. "
+        flash(PAGE, "info", f"A dataset named '{plain(name)}' already exists — it is in the table below. "
                             "Delete it first to load the sample again.")
         return
     try:
         result = load_file(path, task)
     except ImportFailed as error:
-        flash(PAGE, "error", f"The sample {path.name} could not be read: {error}")
+        flash(PAGE, "error", f"The sample {path.name} could not be read: {plain(error)}")
         return
     if not result.ok:
-        flash(PAGE, "error", f"The sample {path.name} has problems:\n\n{result.summary()}")
+        flash(PAGE, "error", f"The sample {path.name} has problems:\n\n{plain(result.summary())}")
         return
     _create(name, task, result.rows, result.labels, source=f"sample:{path.name}")
 
@@ -65,10 +68,10 @@ def _delete(name: str) -> None:
     try:
         storage.delete_dataset(name)
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Not deleted: {error}")
+        flash(PAGE, "error", f"Not deleted: {plain(error)}")
         return
     st.session_state.pop(f"confirm_delete:{name}", None)
-    flash(PAGE, "success", f"Deleted dataset '{name}'. Its training runs stay in the run history.")
+    flash(PAGE, "success", f"Deleted dataset '{plain(name)}'. Its training runs stay in the run history.")
 
 
 # --------------------------------------------------------------------------------------------------- sections
@@ -131,7 +134,7 @@ def _doubly_mapped(mapping: dict[str, str]) -> list[str]:
 def _report(result: ImportResult, conflicts: list[str]) -> None:
     if conflicts:
         for message in conflicts:
-            st.error(message)
+            st.error(plain(message))
     if result.problems:
         skipped = result.total_rows - len(result.rows)
         st.error(f"{len(result.problems)} problem(s): {skipped} of {result.total_rows} rows cannot be imported. "
@@ -141,7 +144,7 @@ def _report(result: ImportResult, conflicts: list[str]) -> None:
         st.warning(f"{len(result.warnings)} warning(s) — these rows are imported, but have a look:")
         _show_problems(result.warnings)
     if result.ok and not conflicts:
-        labels = f" Labels: {', '.join(result.labels)}." if result.labels else ""
+        labels = f" Labels: {plain(', '.join(result.labels))}." if result.labels else ""
         st.success(f"No problems: {len(result.rows)} rows ready to import.{labels}")
 
 
@@ -163,7 +166,7 @@ def upload_section(existing: set[str]) -> None:
     try:
         frame = read_table(uploaded.getvalue(), uploaded.name, task)
     except ImportFailed as error:
-        st.error(str(error))
+        st.error(plain(error))
         return
     columns = [str(column) for column in frame.columns]
     detected = detect_mapping(columns, task)
@@ -177,10 +180,10 @@ def upload_section(existing: set[str]) -> None:
     name = st.text_input("Dataset name", value=Path(uploaded.name).stem, key=f"name:{file_key}",
                          help="A short name you will pick on the other pages").strip()
     if name in existing:
-        st.warning(f"A dataset named '{name}' already exists — choose another name, or delete it below first.")
+        st.warning(f"A dataset named '{plain(name)}' already exists — choose another name, or delete it below first.")
     blocked = not name or name in existing or bool(conflicts) or not result.rows
     source = f"upload:{uploaded.name}"
-    st.button(f"Import {len(result.rows)} rows as dataset {name}", type="primary", key="import_all",
+    st.button(f"Import {len(result.rows)} rows as dataset {plain(name)}", type="primary", key="import_all",
               disabled=blocked or not result.ok, on_click=_create,
               args=(name, task, result.rows, result.labels, source))
     if result.problems and result.rows and not conflicts:
@@ -223,10 +226,11 @@ def datasets_section(datasets: list[dict]) -> None:
     name = st.selectbox("Dataset to download or delete", names, key="manage_dataset")
     info = next(dataset for dataset in datasets if dataset["name"] == name)
     _downloads(info)
-    with st.expander(f"Delete '{name}'"):
-        confirmed = st.checkbox(f"Yes, delete '{name}' with its {info['rows']} rows and labels. Its training runs "
+    with st.expander(f"Delete '{plain(name)}'"):
+        confirmed = st.checkbox(f"Yes, delete '{plain(name)}' with its {info['rows']} rows and labels. Its training "
+                                "runs "
                                 "stay in the run history.", key=f"confirm_delete:{name}")
-        st.button(f"Delete {name}", key=f"delete:{name}", disabled=not confirmed, on_click=_delete, args=(name,))
+        st.button(f"Delete {plain(name)}", key=f"delete:{name}", disabled=not confirmed, on_click=_delete, args=(name,))
 
 
 # --------------------------------------------------------------------------------------------------- page
@@ -236,8 +240,8 @@ show_flashes(PAGE)
 imported = st.session_state.pop("data_imported", None)
 if imported:
     links = st.columns(2)
-    links[0].page_link("pages/label.py", label=f"Label '{imported}'", icon="🏷️")
-    links[1].page_link("pages/train.py", label=f"Train a model on '{imported}'", icon="🚀")
+    links[0].page_link("pages/label.py", label=f"Label '{plain(imported)}'", icon="🏷️")
+    links[1].page_link("pages/train.py", label=f"Train a model on '{plain(imported)}'", icon="🚀")
 
 all_datasets = storage.list_datasets()
 upload_section({dataset["name"] for dataset in all_datasets})

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import charts, config, storage
-from core.highlight import (ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, escape_text, highlight_html,
-                            legend_html)
+from core import charts, config, models, storage, tasks
+from core.highlight import ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, highlight_html, legend_html
+from pages import auth
+from pages.common import plain
+
+auth.require("demo")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 TOP_K = 5
 EXAMPLE_LIMIT = 200
@@ -65,9 +68,9 @@ def _load_predictor(run_id: int):
         with st.spinner("Loading the model…"):
             return load_predictor(run_id)
     except (PredictorError, storage.StorageError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     except Exception as exc:  # a damaged or foreign folder: say so instead of a traceback
-        st.error(f"This model cannot be loaded ({type(exc).__name__}: {exc}). Pick another run or train again.")
+        st.error(f"This model cannot be loaded ({type(exc).__name__}: {plain(exc)}). Pick another run or train again.")
     return None
 
 
@@ -77,7 +80,7 @@ def _predict(method, *args, **kwargs):
         with st.spinner("Thinking…"):
             return method(*args, **kwargs)
     except Exception as exc:  # e.g. out of memory on a huge text: a message, not a traceback
-        st.error(f"The model could not answer ({type(exc).__name__}: {exc}).")
+        st.error(f"The model could not answer ({type(exc).__name__}: {plain(exc)}).")
         return None
 
 
@@ -124,7 +127,7 @@ def _classification(run: dict, predictor) -> None:
 
 
 def _answer_title(answer: dict) -> str:
-    text = escape_text(_short(answer["answer"], 60)) if answer["answer"] else "*No answer*"
+    text = plain(_short(answer["answer"], 60)) if answer["answer"] else "*No answer*"
     return f"{text} — {answer['score']:.0%}"
 
 
@@ -166,21 +169,6 @@ def _qa(run: dict, predictor) -> None:
                                large=True, highlight_others=False))
 
 
-st.title("Demo")
-st.html(DEMO_CSS)
-_runs = _demo_runs()
-if not _runs:
-    st.info("No trained model yet — train one, then come back to try it here.")
-    st.page_link("pages/train.py", label="Train a model", icon="🚀")
-    st.stop()
-
-_by_id = {run["id"]: run for run in _runs}
-_ids = list(_by_id)
-_focus = st.session_state.get("focus_run")
-_run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids else 0, key="demo_run",
-                       format_func=lambda rid: charts.run_label(_by_id[rid]),
-                       help="Finished runs that saved a model.")
-_run = _by_id[_run_id]
 def _entities(run: dict, predictor) -> None:
     from pages.span_picker import label_colors
     examples = _examples(config.database_url(), run.get("dataset_name"), "text")
@@ -209,7 +197,76 @@ def _entities(run: dict, predictor) -> None:
                    "model is")
 
 
+def _when(run: dict) -> str:
+    moment = run.get("finished_at") or run.get("created_at")
+    if moment is None:
+        return "—"
+    return (moment.astimezone() if moment.tzinfo else moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _licence(model: str) -> str:
+    known = models.KNOWN_MODELS.get(model)
+    if known:
+        return known["license"]
+    if models.local_folder_like(model):
+        return "not known (a local model folder: see where it came from)"
+    return "see its model card on the Hugging Face Hub"
+
+
+def run_card(run: dict) -> None:
+    """What a stakeholder should know about the model on screen: its data, scores, date, base model and licence.
+    Every name in it is user-supplied, so it is shown as plain text."""
+    with st.container(border=True, key="demo_run_card"):
+        st.markdown(f"**Run #{run['id']}**")
+        task = tasks.get(run["task"])
+        st.caption("Trained on")
+        st.markdown(f"{plain(run.get('dataset_name') or '(deleted dataset)')} · {plain(task.title)}")
+        shown = charts.headline_metrics(run["task"], run.get("metrics") or {})
+        if shown:
+            for title, value in shown:
+                st.metric(title, value)
+            examples = (run.get("metrics") or {}).get("examples") or (run.get("params") or {}).get("n_validation")
+            if examples:
+                st.caption(f"Measured on {examples} held-out examples.")
+        else:
+            st.caption("No validation scores: nothing was held out for measuring this run.")
+        st.caption("Finished")
+        st.markdown(plain(_when(run)))
+        st.caption("Base model")
+        st.markdown(plain(charts.model_short_name(run.get("model")) or "—"))
+        st.caption(f"Licence: {plain(_licence(run.get('model') or ''))}")
+
+
+st.title("Demo")
+st.html(DEMO_CSS)
+_access = auth.current_access()
+_demo_only = _access.demo_runs is not None
+if st.session_state.get(auth.DEMO_LINK_PROBLEM_KEY) and _demo_only:
+    st.error(st.session_state[auth.DEMO_LINK_PROBLEM_KEY])
+_runs = _demo_runs()
+if _demo_only:  # only the chosen runs, in the order given
+    _found = {run["id"]: run for run in _runs}
+    _runs = [_found[run_id] for run_id in _access.demo_runs if run_id in _found]
+if not _runs:
+    if _demo_only:
+        st.info("The models of this demo are not available (not trained yet, or deleted). Ask whoever shared it.")
+    else:
+        st.info("No trained model yet — train one, then come back to try it here.")
+        st.page_link("pages/train.py", label="Train a model", icon="🚀")
+    st.stop()
+
+_by_id = {run["id"]: run for run in _runs}
+_ids = list(_by_id)
+_focus = st.session_state.get("focus_run")
+_run_id = st.selectbox("Model", _ids, index=_ids.index(_focus) if _focus in _ids else 0, key="demo_run",
+                       format_func=lambda rid: charts.run_label(_by_id[rid]),
+                       help="The models of this demo." if _demo_only else "Finished runs that saved a model.")
+_run = _by_id[_run_id]
+_main, _card = st.columns([3, 1])
+with _card:
+    run_card(_run)
 WIDGETS = {"probabilities": _classification, "answer": _qa, "entities": _entities}  # each task's demo_widget
-_predictor = _load_predictor(_run_id)
-if _predictor is not None:
-    WIDGETS[_predictor.task.demo_widget](_run, _predictor)
+with _main:
+    _predictor = _load_predictor(_run_id)
+    if _predictor is not None:
+        WIDGETS[_predictor.task.demo_widget](_run, _predictor)

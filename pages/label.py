@@ -10,7 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from core import annotation, storage, tasks
-from pages.common import flash, highlighted_html, show_flashes
+from pages import auth
+from pages.common import flash, highlighted_html, plain, show_flashes
+
+auth.require("label")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 PAGE = "label"
 GRID_PAGE_SIZE = 500
@@ -50,12 +53,12 @@ def _save_label(dataset_id: int, example: dict, label: str, actor: str, next_id:
     try:
         storage.set_label(example["id"], label, example["version"], actor=actor)
     except storage.StaleEditError:
-        flash(PAGE, "error", _stale_message(example, f"label '{label}'"))
+        flash(PAGE, "error", _stale_message(example, f"label '{plain(label)}'"))
         return
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Not saved: {error}")
+        flash(PAGE, "error", f"Not saved: {plain(error)}")
         return
-    _after_save(dataset_id, example, next_id, total, task, f"'{label}'")
+    _after_save(dataset_id, example, next_id, total, task, f"'{plain(label)}'")
 
 
 def _answer_key(example: dict) -> str:
@@ -75,7 +78,8 @@ def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int |
         answer = (st.session_state.get(_answer_key(example)) or "").strip()
         found = annotation.find_occurrences(example["context"], answer)
         if not found:
-            flash(PAGE, "error", f"'{annotation.shorten(answer)}' does not occur in the context — copy the answer "
+            flash(PAGE, "error", f"'{plain(annotation.shorten(answer))}' does not occur in the context — copy the "
+                                 "answer "
                                  "exactly from the context.")
             return
         chosen = st.session_state.get(_occurrence_key(example, answer), 0)
@@ -86,10 +90,10 @@ def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int |
         flash(PAGE, "error", _stale_message(example, "answer"))
         return
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Not saved: {error}")
+        flash(PAGE, "error", f"Not saved: {plain(error)}")
         return
     _after_save(dataset_id, example, next_id, total, task,
-                "no answer" if no_answer else f"'{annotation.shorten(answer, 40)}' at {start}")
+                "no answer" if no_answer else f"'{plain(annotation.shorten(answer, 40))}' at {start}")
 
 
 def _move(dataset_id: int, target_id: int | None) -> None:
@@ -101,9 +105,9 @@ def _undo(dataset_id: int) -> None:
     try:
         undone = storage.undo_last(dataset_id)
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Nothing undone: {error}")
+        flash(PAGE, "error", f"Nothing undone: {plain(error)}")
         return
-    flash(PAGE, "info", annotation.describe_undo(undone, storage.load_examples(dataset_id)))
+    flash(PAGE, "info", plain(annotation.describe_undo(undone, storage.load_examples(dataset_id))))
     if undone is not None:
         st.session_state[_cursor_key(dataset_id)] = undone["example_id"]
     _forget_grid()
@@ -114,11 +118,11 @@ def _add_label(dataset_id: int) -> None:
     try:
         storage.add_label(dataset_id, name)
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Label not added: {error}")
+        flash(PAGE, "error", f"Label not added: {plain(error)}")
         return
     st.session_state["new_label"] = ""
     _forget_grid()
-    flash(PAGE, "success", f"Added the label '{name}'.")
+    flash(PAGE, "success", f"Added the label '{plain(name)}'.")
 
 
 def _rename_label(dataset_id: int) -> None:
@@ -126,22 +130,22 @@ def _rename_label(dataset_id: int) -> None:
     try:
         changed = storage.rename_label(dataset_id, old, new)
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Label not renamed: {error}")
+        flash(PAGE, "error", f"Label not renamed: {plain(error)}")
         return
     st.session_state["rename_new"] = ""
     _forget_grid()
-    flash(PAGE, "success", f"Renamed '{old}' to '{new}' ({changed} example(s) changed).")
+    flash(PAGE, "success", f"Renamed '{plain(old)}' to '{plain(new)}' ({changed} example(s) changed).")
 
 
 def _bulk_assign(example_ids: list[int], label: str) -> None:
     try:
         changed = storage.set_labels_bulk(example_ids, label, actor="bulk")
     except storage.StorageError as error:
-        flash(PAGE, "error", f"Nothing changed: {error}")
+        flash(PAGE, "error", f"Nothing changed: {plain(error)}")
         return
     st.session_state["bulk_confirm"] = False
     _forget_grid()
-    flash(PAGE, "success", f"Set '{label}' on {len(example_ids)} row(s); {changed} of them changed. "
+    flash(PAGE, "success", f"Set '{plain(label)}' on {len(example_ids)} row(s); {changed} of them changed. "
                            "(One click on Undo reverts them all.)")
 
 
@@ -168,7 +172,7 @@ def suggestions_for(run_id: int, dataset: dict, examples: list[dict]) -> dict[in
         with st.spinner(f"The model reads {len(examples)} texts…"):
             predictions = predict_dataset(run_id, dataset["name"])
     except Exception as error:  # a broken or missing model folder: say so, keep labeling possible
-        st.error(f"No suggestions from run #{run_id}: {error}")
+        st.error(f"No suggestions from run #{run_id}: {plain(error)}")
         return None
     by_id = {item["id"]: item for item in predictions}
     st.session_state["suggestions"] = {"key": key, "by_id": by_id}
@@ -216,9 +220,9 @@ def _navigation(dataset: dict, ordered: list[dict], example: dict) -> None:
 
 def _position_caption(ordered: list[dict], example: dict, status: str) -> None:
     index = next(i for i, item in enumerate(ordered) if item["id"] == example["id"])
-    split = f" · {example['split']}" if example.get("split") else ""
+    split = f" · {plain(example['split'])}" if example.get("split") else ""
     st.caption(f"{annotation.row_name(example).capitalize()}{split} · {index + 1} of {len(ordered)} in this order · "
-               f"{status}")
+               f"{plain(status)}")
 
 
 def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, dict] | None, order: str) -> None:
@@ -236,12 +240,12 @@ def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, di
     for start in range(0, len(labels), LABEL_BUTTONS_PER_ROW):
         row = labels[start:start + LABEL_BUTTONS_PER_ROW]
         for column, label in zip(st.columns(LABEL_BUTTONS_PER_ROW), row):
-            column.button(label, key=f"set_label:{label}", type="primary" if label == current else "secondary",
+            column.button(plain(label), key=f"set_label:{label}", type="primary" if label == current else "secondary",
                           on_click=_save_label, args=(dataset["id"], example, label, "user", next_id, len(examples), dataset["task"]),
                           width="stretch", help="Save this label and go to the next unlabeled example")
     if suggestion is not None:
         columns = st.columns([3, 1])
-        columns[0].info(f"Model suggestion: {suggestion['label']} ({suggestion['score']:.0%} sure)")
+        columns[0].info(f"Model suggestion: {plain(suggestion['label'])} ({suggestion['score']:.0%} sure)")
         columns[1].button("Accept suggestion", key="accept_suggestion", on_click=_save_label,
                           args=(dataset["id"], example, suggestion["label"], "suggestion", next_id, len(examples),
                                 dataset["task"]),
@@ -321,14 +325,14 @@ def _bulk_section(dataset: dict, filtered_ids: list[int]) -> None:
         return
     with st.expander(f"Label all {len(filtered_ids)} matching rows at once"):
         label = st.selectbox("Label", dataset["labels"], key="bulk_label")
-        confirmed = st.checkbox(f"Yes, set '{label}' on all {len(filtered_ids)} rows that match the filter "
+        confirmed = st.checkbox(f"Yes, set '{plain(label)}' on all {len(filtered_ids)} rows that match the filter "
                                 "(their current labels are replaced)", key="bulk_confirm")
-        st.button(f"Label {len(filtered_ids)} rows '{label}'", key="bulk_apply", disabled=not confirmed,
+        st.button(f"Label {len(filtered_ids)} rows '{plain(label)}'", key="bulk_apply", disabled=not confirmed,
                   on_click=_bulk_assign, args=(filtered_ids, label))
 
 
 def label_manager(dataset: dict, title: str = "Labels") -> None:
-    with st.expander(f"{title}: {', '.join(dataset['labels']) or 'none yet'}"):
+    with st.expander(f"{title}: {plain(', '.join(dataset['labels'])) or 'none yet'}"):
         columns = st.columns([2, 1])
         columns[0].text_input("New label", key="new_label", placeholder="e.g. refund")
         columns[1].button("Add label", key="add_label", on_click=_add_label, args=(dataset["id"],))
@@ -357,13 +361,15 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
     chosen = 0
     if answer and not found:
         hint = annotation.answer_hint(example["context"], typed)
-        st.warning(f"'{annotation.shorten(answer)}' does not occur in the context" + (f": {hint}." if hint else
+        st.warning(f"'{plain(annotation.shorten(answer))}' does not occur in the context"
+                   + (f": {plain(hint)}." if hint else
                    " — copy it exactly (same capitalisation and spacing)."))
     elif len(found) > 1:
         default = next((i for i, item in enumerate(found) if answer == saved_text and item.start == saved_start), 0)
-        chosen = st.radio(f"'{annotation.shorten(answer, 40)}' occurs {len(found)} times — which one is meant?",
+        chosen = st.radio(f"'{plain(annotation.shorten(answer, 40))}' occurs {len(found)} times — which one is "
+                          "meant?",
                           list(range(len(found))), index=default, key=_occurrence_key(example, answer),
-                          format_func=lambda i: f"{i + 1}. {found[i].snippet}")
+                          format_func=lambda i: f"{i + 1}. {plain(found[i].snippet)}")
     spans = [(item.start, item.end) for item in found]
     if not answer and saved_text:
         spans = [(saved_start, saved_start + len(saved_text))]
@@ -487,7 +493,7 @@ top[0].progress(labeled / total, text=annotation.progress_text(labeled, total, i
 top[1].button("↶ Undo last change", key="undo", on_click=_undo, args=(info["id"],), width="stretch",
               help="Revert the most recent label or answer change in this dataset")
 if labeled == total:
-    st.page_link("pages/train.py", label=f"Train a model on '{name}'", icon="🚀")
+    st.page_link("pages/train.py", label=f"Train a model on '{plain(name)}'", icon="🚀")
 
 WIDGETS[tasks.get(info["task"]).label_widget](info, examples)
 history_section(info)

@@ -11,8 +11,10 @@ import streamlit as st
 
 from core import charts, storage
 from core.artifacts import run_zip_name, zip_run_folder
-from core.highlight import escape_text
-from pages.common import flash, show_flashes
+from pages import auth
+from pages.common import flash, plain, show_flashes
+
+auth.require("runs")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 ACTIVE = ("queued", "running")
 CONFIRM_KEY = "runs_confirm_delete"
@@ -29,7 +31,7 @@ def _delete(run_id: int) -> None:
     try:
         storage.delete_run(run_id)
     except storage.StorageError as exc:
-        flash("runs", "error", str(exc))
+        flash("runs", "error", plain(exc))
         return
     if st.session_state.get("focus_run") == run_id:
         st.session_state.pop("focus_run")
@@ -41,7 +43,7 @@ def _download(run: dict) -> None:
         st.caption("No saved model to download (only completed runs keep one).")
         return
     if not (Path(run["artifact_dir"]) / "config.json").exists():
-        st.caption(f"The saved model folder is gone ({run['artifact_dir']}).")
+        st.caption(f"The saved model folder is gone ({plain(run['artifact_dir'])}).")
         return
     run_id = run["id"]
 
@@ -101,18 +103,18 @@ def _final_metrics(run: dict) -> None:
 def _detail(run: dict) -> None:
     status = run["status"]
     title = f"#{run['id']} {run.get('dataset_name') or '(deleted dataset)'} · {charts.model_short_name(run['model'])}"
-    st.markdown(f"**{escape_text(title)}** — {status}"
+    st.markdown(f"**{plain(title)}** — {status}"
                 + (f" · {charts.format_duration(run['duration_s'])}" if run.get("duration_s") else ""))
     if status == "failed":
-        st.error(run.get("error") or "The run failed without a message.")
+        st.error(plain(run.get("error")) if run.get("error") else "The run failed without a message.")
     elif status in ("cancelled", "interrupted"):
-        st.warning(f"{status.capitalize()}: {run.get('error') or 'no details'}")
+        st.warning(f"{status.capitalize()}: {plain(run.get('error') or 'no details')}")
     elif status in ACTIVE:
         st.info("This run is still going: watch it live on the Train page.")
     params = dict(run.get("params") or {})
     notes = params.pop("notes", None) or []
     for note in notes:
-        st.caption(f"Note: {escape_text(note)}")
+        st.caption(f"Note: {plain(note)}")
     frame = storage.metric_frame(run["id"])
     left, right = st.columns(2)
     left.plotly_chart(charts.loss_figure(frame), key=f"runs_loss_{run['id']}")

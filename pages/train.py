@@ -10,9 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core import charts, fewshot, models, storage, tasks
-from core.highlight import escape_text
 from core.training import TrainConfig, TrainingError
-from pages.common import get_runner, prefetch_model
+from pages import auth
+from pages.common import get_runner, plain, prefetch_model
+
+auth.require("train")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 POLL_SECONDS = 1.5
 ACTIVE = ("queued", "running")
@@ -71,8 +73,8 @@ def _run_to_show(runner) -> dict | None:
 # ----------------------------------------------------------------------------- the run being shown
 
 def _headline(run: dict) -> None:
-    st.markdown(f"#### Run #{run['id']} · {escape_text(run.get('dataset_name') or '(deleted dataset)')} · "
-                f"{escape_text(charts.model_short_name(run['model']))}")
+    st.markdown(f"#### Run #{run['id']} · {plain(run.get('dataset_name') or '(deleted dataset)')} · "
+                f"{plain(charts.model_short_name(run['model']))}")
 
 
 def _curves(run: dict, key: str) -> None:
@@ -111,7 +113,8 @@ def _finished(run: dict) -> None:
     _headline(run)
     status = run["status"]
     if status == "failed":
-        st.error(run.get("error") or "The run failed without a message; see data/runs/logs.")
+        st.error(plain(run["error"]) if run.get("error") else
+                 "The run failed without a message; see data/runs/logs.")
         return
     st.session_state["focus_run"] = run["id"]  # preselected on the Runs and Demo pages
     metrics = run.get("metrics") or {}
@@ -119,7 +122,7 @@ def _finished(run: dict) -> None:
         stopped = " (stopped early: no improvement)" if metrics.get("stopped") == "early_stopped" else ""
         st.success(f"Run #{run['id']} completed in {charts.format_duration(run.get('duration_s'))}{stopped}.")
     else:
-        st.warning(f"Run #{run['id']} {status}: {run.get('error') or 'no details'}")
+        st.warning(f"Run #{run['id']} {status}: {plain(run.get('error') or 'no details')}")
     shown = charts.headline_metrics(run["task"], metrics)
     if shown:
         for column, (title, value) in zip(st.columns(len(shown) + 2), shown):
@@ -128,7 +131,7 @@ def _finished(run: dict) -> None:
         st.caption("No validation metrics: no labeled rows were held out (see the notes below). Pick an "
                    "evaluation dataset to measure the model.")
     for note in (run.get("params") or {}).get("notes") or []:
-        st.caption(f"Note: {escape_text(note)}")
+        st.caption(f"Note: {plain(note)}")
     _curves(run, "done")
     if run.get("artifact_dir"):
         left, right, _ = st.columns([1, 1, 2])
@@ -177,13 +180,14 @@ def _model_picker() -> str | None:
         st.caption(f"✓ Available offline ({phrase}).")
         prefetch_model(ref)
     elif choice == LOCAL_CHOICE or ref.startswith(("/", ".", "~")):
-        st.warning(f"Cannot use this folder: {phrase}. Give a folder saved with save_pretrained "
+        st.warning(f"Cannot use this folder: {plain(phrase)}. Give a folder saved with save_pretrained "
                    f"(config.json + weights), or pick {models.KNOWN_MODELS[models.BUILTIN_ALIAS]['title']}.")
     elif _hub_reachable():
-        st.info(f"'{ref}' is not on this machine yet: it is downloaded from the Hugging Face Hub when training "
+        st.info(f"'{plain(ref)}' is not on this machine yet: it is downloaded from the Hugging Face Hub when training "
                 "starts (once; later runs use the cache).")
     else:
-        st.warning(f"'{ref}' is not on this machine and the Hugging Face Hub cannot be reached, so training would "
+        st.warning(f"'{plain(ref)}' is not on this machine and the Hugging Face Hub cannot be reached, so training "
+                   "would "
                    f"fail at once. Pick the built-in MiniLM ({models.BUILTIN_ALIAS}), which works offline, or a "
                    "local model folder.")
     return ref
@@ -263,7 +267,7 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                            patience=patience, validation_fraction=fraction, few_shot=few_shot,
                            freeze_word_embeddings=freeze, label_examples=label_examples)
     except TrainingError as error:
-        st.error(f"Cannot train with these settings: {error}")
+        st.error(f"Cannot train with these settings: {plain(error)}")
         return None
 
 
@@ -287,7 +291,7 @@ def _new_run_form(runner) -> None:
         try:
             run_id = runner.submit(cfg)
         except (storage.StorageError, TrainingError) as exc:  # e.g. a max length beyond the model's limit
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         st.session_state[RUN_KEY] = run_id
         st.rerun()

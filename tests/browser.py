@@ -46,15 +46,16 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 @contextmanager
-def streamlit_server(script: str, home: Path, log: Path, **env_extra: str):
-    """``streamlit run script`` (a path relative to the repository) with its own SPANLAB_HOME; yields its URL."""
+def streamlit_server(script: str, home: Path, log: Path, server_args: tuple[str, ...] = (), **env_extra: str):
+    """``streamlit run script`` (a path relative to the repository) with its own SPANLAB_HOME, and
+    ``server_args`` (more ``--option value`` pairs, e.g. ``--secrets.files``); yields its URL."""
     port = free_port()
     env = {**os.environ, "SPANLAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            **env_extra}
     env.pop("DATABASE_URL", None)
     command = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+               "--browser.gatherUsageStats", "false", *server_args]
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

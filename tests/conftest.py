@@ -36,6 +36,9 @@ def write_vocab(folder: Path) -> Path:
 def make_tiny_model(folder: Path, with_tokenizer: bool = True) -> Path:
     """A 2-layer, 64-wide BERT with random weights, saved like a hub model (config.json + model.safetensors)."""
     import torch
+
+    from core import models
+    models.wait_for_warm_up()  # an app page's warm-up thread may be importing transformers right now
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     vocab = write_vocab(folder)
