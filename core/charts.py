@@ -179,6 +179,12 @@ def run_label(run: dict) -> str:
     return " · ".join(parts)
 
 
+def run_choice_title(run: dict) -> str:
+    """'#12 reviews · SpanBERT/spanbert-base-cased': a run's text in selectors that also list active runs. It never
+    changes while the run trains (a browser keeps a choice only while its text is still among the options)."""
+    return f"#{run['id']} {run.get('dataset_name') or '(deleted dataset)'} · {model_short_name(run.get('model'))}"
+
+
 def _param(params: dict, key: str):
     value = params.get(key)
     return "auto" if value is None else value

@@ -135,7 +135,7 @@ def _detail(run: dict) -> None:
 def _compare(runs: list[dict]) -> None:
     by_id = {run["id"]: run for run in runs}
     chosen = st.multiselect("Runs to compare", list(by_id), key="runs_compare",
-                            format_func=lambda rid: charts.run_label(by_id[rid]),
+                            format_func=lambda rid: charts.run_choice_title(by_id[rid]),
                             help="Their curves are drawn on top of each other.")
     if not chosen:
         st.caption("Pick two or more runs to overlay their training loss and validation scores.")
@@ -170,7 +170,7 @@ with _details_tab:
     _ids = [run["id"] for run in _runs]
     _by_id = {run["id"]: run for run in _runs}
     _selected = st.selectbox("Run", _ids, index=_default_index(_ids), key="runs_detail",
-                             format_func=lambda rid: charts.run_label(_by_id[rid]))
+                             format_func=lambda rid: charts.run_choice_title(_by_id[rid]))
     _detail(_by_id[_selected])
 with _compare_tab:
     _compare(_runs)

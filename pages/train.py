@@ -41,8 +41,7 @@ def _choice_title(choice: str) -> str:
         return "A model folder on this machine"
     if choice == HUB_CHOICE:
         return "Another Hugging Face Hub model (type its id)"
-    ok, phrase = _availability(choice)
-    return f"{models.KNOWN_MODELS[choice]['title']} — {'✓ ' if ok else ''}{phrase}"
+    return models.KNOWN_MODELS[choice]["title"]  # availability changes (a download): shown below, not in the text
 
 
 def _get_run(run_id: int | None) -> dict | None:
@@ -273,11 +272,13 @@ def _new_run_form(runner) -> None:
         st.info("No datasets yet: upload a CSV or load a sample on the Data page first.")
         st.page_link("pages/data.py", label="Go to the Data page", icon="📄")
         return
-    names = [d["name"] for d in datasets]
-    name = st.selectbox("Dataset", names, key="train_dataset",
-                        format_func=lambda n: _dataset_title(next(d for d in datasets if d["name"] == n)),
-                        help="What the model learns from. Only labeled rows are used.")
-    dataset = next(d for d in datasets if d["name"] == name)
+    by_id = {d["id"]: d for d in datasets}
+    # Keyed by dataset id, shown by a text nobody else changes (name and task): the browser keeps a choice only
+    # while its text is still among the options, so counts that change when someone labels stay out of it.
+    dataset_id = st.selectbox("Dataset", list(by_id), key="train_dataset", format_func=lambda i: _dataset_title(by_id[i]),
+                              help="What the model learns from. Only labeled rows are used.")
+    dataset = by_id[dataset_id]
+    st.caption(f"{dataset['labeled']} of {dataset['rows']} rows labeled.")
     ref = _model_picker()
     cfg = _settings(dataset, datasets, ref)
     if runner.is_busy():
@@ -294,7 +295,8 @@ def _new_run_form(runner) -> None:
 
 
 def _dataset_title(dataset: dict) -> str:
-    return f"{dataset['name']} — {dataset['task']}, {dataset['labeled']} of {dataset['rows']} rows labeled"
+    """The Dataset option's text: only what does not change while people label (see _new_run_form)."""
+    return f"{dataset['name']} — {dataset['task']}"
 
 
 st.title("Train")
