@@ -101,6 +101,7 @@ class Dataset(Base):
     labels: Mapped[list] = mapped_column(JSON, default=list)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))  # who imported it (NULL: before revision 0005)
 
 
 class Example(Base):
@@ -134,6 +135,7 @@ class LabelEvent(Base):
     new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
+    person: Mapped[str | None] = mapped_column(String(200))  # who made the change; actor says how
 
 
 class Run(Base):
@@ -161,6 +163,8 @@ class Run(Base):
     train_samples_per_second: Mapped[float | None] = mapped_column(Float)
     worker_host: Mapped[str | None] = mapped_column(String(255))  # who runs it: lets a restart spot dead owners
     worker_pid: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str | None] = mapped_column(String(200))    # who started it
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))  # who asked it to stop
 
 
 class MetricPoint(Base):
@@ -173,6 +177,38 @@ class MetricPoint(Base):
     name: Mapped[str] = mapped_column(String(100))
     value: Mapped[float | None] = mapped_column(Float)  # NULL stores NaN (a diverged loss)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Activity(Base):
+    """One line per import, dataset deletion, run start, cancel and run deletion: who did what, when."""
+    __tablename__ = "activity"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    person: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(Text)
+
+
+UNKNOWN_PERSON = "unknown"  # shown for changes made before people were recorded (or by nobody named)
+
+
+def person_name(person: str | None) -> str:
+    """``person`` as stored: trimmed, at most 200 characters; None or blank when nobody is named."""
+    name = " ".join(str(person or "").split())[:200]
+    return name or None
+
+
+def log_activity(session: Session, person: str | None, action: str, subject: str) -> None:
+    """Add an activity line inside the caller's writing transaction."""
+    session.add(Activity(created_at=utcnow(), person=person_name(person), action=action, subject=subject))
+
+
+def activity(limit: int = 50) -> list[dict]:
+    """The newest activity lines first: {created_at, person ("unknown" when not recorded), action, subject}."""
+    with reading() as session:
+        rows = session.scalars(select(Activity).order_by(Activity.id.desc()).limit(limit)).all()
+        return [{"created_at": row.created_at, "person": row.person or UNKNOWN_PERSON, "action": row.action,
+                 "subject": row.subject} for row in rows]
 
 
 # --- Engine, migrations, sessions -------------------------------------------------------------------
@@ -214,7 +250,7 @@ def _create_engine(url: str) -> Engine:
 
 # The newest migration in core/migrations/versions (a test checks they agree). A database already there is
 # opened without importing Alembic at all, which keeps the app's first page fast.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def _alembic_config(connection):
@@ -331,7 +367,7 @@ def _clean_label_list(labels: Sequence[Any]) -> list[str]:
 
 
 def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | None = None,
-                   source: str | None = None) -> dict:
+                   source: str | None = None, created_by: str | None = None) -> dict:
     """Store a new dataset and its rows (in order) in one transaction; returns the dataset dict.
 
     Rows are numbered from 1 in error messages. Classification rows: {text, label?, split?};
@@ -361,7 +397,8 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
     with writing() as session:
         if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
             raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name or delete it first")
-        dataset = Dataset(name=name, task=task, labels=label_set, source=source, created_at=now)
+        dataset = Dataset(name=name, task=task, labels=label_set, source=source, created_at=now,
+                          created_by=person_name(created_by))
         session.add(dataset)
         try:
             session.flush()
@@ -372,6 +409,7 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
         if cleaned:
             session.execute(insert(Example.__table__), cleaned)
         labeled = sum(1 for row in cleaned if row[task_obj.done_field] is not None)
+        log_activity(session, created_by, "imported dataset", f"{name!r} ({len(cleaned)} rows, {task})")
         return _dataset_dict(dataset, len(cleaned), labeled)
 
 
@@ -381,7 +419,8 @@ ROW_COLUMNS = ("split", "text", "label", "context", "question", "answer_text", "
 
 def _dataset_dict(dataset: Dataset, rows: int, labeled: int) -> dict:
     return {"id": dataset.id, "name": dataset.name, "task": dataset.task, "labels": list(dataset.labels or []),
-            "source": dataset.source, "created_at": dataset.created_at, "rows": rows, "labeled": labeled}
+            "source": dataset.source, "created_at": dataset.created_at, "created_by": dataset.created_by or UNKNOWN_PERSON,
+            "rows": rows, "labeled": labeled}
 
 
 def _dataset_summaries(where=None) -> list[dict]:
@@ -421,10 +460,25 @@ def get_dataset(ref: int | str) -> dict:
     return _dataset_summaries(Dataset.id == dataset_id)[0]
 
 
-def delete_dataset(ref: int | str) -> None:
-    """Delete a dataset with its examples and label history; its runs stay, with dataset_id NULL."""
+class DatasetInUseError(StorageError):
+    """The dataset cannot be deleted: a queued or running run trains on it (or evaluates on it)."""
+
+
+def delete_dataset(ref: int | str, by: str | None = None) -> None:
+    """Delete a dataset with its examples and label history; its runs stay, with dataset_id NULL. Refused
+    (DatasetInUseError) while a queued or running run trains or evaluates on it."""
     with writing() as session:
-        dataset_id = find_dataset(session, ref).id
+        dataset = find_dataset(session, ref)
+        dataset_id = dataset.id
+        busy = session.execute(select(Run.id, Run.status, Run.created_by)
+                               .where(Run.status.in_(("queued", "running")),
+                                      or_(Run.dataset_id == dataset_id, Run.eval_dataset_name == dataset.name))
+                               .order_by(Run.id)).all()
+        if busy:
+            runs = ", ".join(f"#{run.id} ({run.status}, started by {run.created_by or UNKNOWN_PERSON})" for run in busy)
+            raise DatasetInUseError(f"dataset {dataset.name!r} is not deleted: run {runs} uses it. Wait until the "
+                                    "run ends or cancel it, then delete the dataset")
+        log_activity(session, by, "deleted dataset", f"{dataset.name!r} ({dataset.task})")
         session.execute(update(Run).where(Run.dataset_id == dataset_id).values(dataset_id=None))
         session.execute(delete(LabelEvent).where(LabelEvent.dataset_id == dataset_id))
         session.execute(delete(Example).where(Example.dataset_id == dataset_id))
@@ -464,11 +518,12 @@ def examples_frame(ref: int | str) -> pd.DataFrame:
 # --- Labeling and runs: implemented in core/runs_store.py (which imports this module), served from here ---
 
 LABELING_API = ("edit_example", "set_label", "set_labels_bulk", "set_answer", "set_spans", "add_label", "rename_label",
-                "undo_last", "label_history")
+                "undo_last", "last_undoable", "label_history")
 RUNS_API = ("create_run", "update_run", "add_metric_points", "get_run", "list_runs", "metric_frame",
-            "delete_run", "mark_interrupted")
+            "delete_run", "mark_interrupted", "record_cancel")
 
 __all__ = ["StorageError", "NotFoundError", "DuplicateNameError", "StaleEditError", "InvalidEditError",
+           "DatasetInUseError", "UNKNOWN_PERSON", "person_name", "activity",
            "get_engine", "migrate", "dispose_engines", "create_dataset", "list_datasets", "get_dataset",
            "delete_dataset", "load_examples", "examples_frame", *LABELING_API, *RUNS_API]
 

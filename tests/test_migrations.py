@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from core import storage
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture
@@ -65,6 +65,8 @@ def test_upgrade_from_0001_keeps_data_and_new_columns_work(old_database):
     examples = storage.load_examples("reviews")
     assert [(e["text"], e["label"], e["version"]) for e in examples] == [("great", "pos", 1), ("awful", None, 1)]
     assert storage.label_history("reviews")[0]["new_value"] == "pos"
+    assert storage.label_history("reviews")[0]["person"] == "unknown"  # changes from before 0005: nobody recorded
+    assert dataset["created_by"] == "unknown" and storage.get_run(1)["created_by"] == "unknown"
 
     assert storage.set_label(2, "neg", expected_version=1) == 2  # examples.version is usable
     with pytest.raises(storage.StaleEditError):
