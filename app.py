@@ -5,6 +5,8 @@ calls into core/. Heavy libraries (torch, transformers) load only when a page ne
 """
 import streamlit as st
 
+from pages import identity
+
 st.set_page_config(page_title="SpanLab", page_icon="🧪", layout="wide")
 
 PAGES = [
@@ -18,4 +20,5 @@ PAGES = [
 navigation = st.navigation(PAGES)
 with st.sidebar:
     st.caption("SpanLab · fine-tune SpanBERT on your own labeled text")
+    identity.sidebar()
 navigation.run()

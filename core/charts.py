@@ -209,9 +209,10 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             "best metric": format_metric(run.get("best_metric_name"), run.get("best_metric"), run.get("task")),
             "duration": format_duration(run.get("duration_s")),
             "when": created.strftime("%Y-%m-%d %H:%M") if created is not None else "",
+            "started by": run.get("created_by") or "unknown",
         })
     columns = ["id", "dataset", "task", "model", "epochs", "lr", "batch", "status", "best metric", "duration",
-               "when"]
+               "when", "started by"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -13,6 +13,7 @@ from core import charts, storage
 from core.artifacts import run_zip_name, zip_run_folder
 from core.highlight import escape_text
 from pages.common import flash, show_flashes
+from pages.identity import current_user
 
 ACTIVE = ("queued", "running")
 CONFIRM_KEY = "runs_confirm_delete"
@@ -27,7 +28,7 @@ def _delete(run_id: int) -> None:
     st.session_state.pop(CONFIRM_KEY, None)
     st.session_state.pop("runs_detail", None)  # the selector falls back to the newest run
     try:
-        storage.delete_run(run_id)
+        storage.delete_run(run_id, by=current_user())
     except storage.StorageError as exc:
         flash("runs", "error", str(exc))
         return
@@ -68,7 +69,9 @@ def _delete_confirmation(run: dict) -> None:
     run_id = run["id"]
     if st.session_state.get(CONFIRM_KEY) != run_id:
         return
-    st.warning(f"Delete run #{run_id}, its metrics and its saved model? This cannot be undone.")
+    owner = run.get("created_by")
+    theirs = f" It was started by {owner}, not by you." if owner and owner != current_user() else ""
+    st.warning(f"Delete run #{run_id}, its metrics and its saved model? This cannot be undone.{theirs}")
     yes, no, _ = st.columns([1, 1, 4])
     yes.button("Yes, delete", type="primary", key="runs_delete_yes", on_click=_delete, args=(run_id,))
     if no.button("Keep it", key="runs_delete_no"):
@@ -102,7 +105,9 @@ def _detail(run: dict) -> None:
     status = run["status"]
     title = f"#{run['id']} {run.get('dataset_name') or '(deleted dataset)'} · {charts.model_short_name(run['model'])}"
     st.markdown(f"**{escape_text(title)}** — {status}"
-                + (f" · {charts.format_duration(run['duration_s'])}" if run.get("duration_s") else ""))
+                + (f" · {charts.format_duration(run['duration_s'])}" if run.get("duration_s") else "")
+                + f" · started by {escape_text(run.get('created_by') or storage.UNKNOWN_PERSON)}"
+                + (f" · cancelled by {escape_text(run['cancelled_by'])}" if run.get("cancelled_by") else ""))
     if status == "failed":
         st.error(run.get("error") or "The run failed without a message.")
     elif status in ("cancelled", "interrupted"):

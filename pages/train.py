@@ -2,8 +2,9 @@
 
 The run executes in the server's one JobRunner thread (pages.common.get_runner), which writes progress and metric
 points to the database; this page only polls the database (a fragment re-run every 1.5 s) and never blocks on
-training. So closing the tab, opening a second one or switching pages leaves the run alone: whenever the page
-opens it shows this tab's run, else the run that is training now, else the newest queued one.
+training. So closing the tab, opening a second one or switching pages leaves the run alone. The page follows the
+run this tab started until the next one it starts (and says how it ended); a tab that started none shows the run
+training now, whoever started it. Cancelling someone else's run asks first.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from core import charts, fewshot, models, storage, tasks
 from core.highlight import escape_text
 from core.training import TrainConfig, TrainingError
 from pages.common import get_runner, prefetch_model
+from pages.identity import current_user
 
 POLL_SECONDS = 1.5
 ACTIVE = ("queued", "running")
@@ -24,6 +26,9 @@ FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
 LABEL_EXAMPLE_CHOICES = {"auto": "auto (sentence encoders, word labels)", "on": "always", "off": "never"}
 FREEZE_CHOICES = {"auto": "auto (fixed except for QA)", "on": "keep fixed", "off": "train them"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
+WATCHING_KEY = "train_watching"  # this tab's run while it was seen active: its end is announced once
+CONFIRM_CANCEL_KEY = "train_confirm_cancel"  # the other person's run whose Cancel was clicked once
+CANCEL_NOTE_KEY = "train_cancel_note"  # (kind, message) the last Cancel click left for the next draw
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -54,17 +59,21 @@ def _get_run(run_id: int | None) -> dict | None:
 
 
 def _run_to_show(runner) -> dict | None:
-    """This tab's run while it is active, else the one training now, else the newest queued, else this tab's
-    finished run (so its result stays on screen)."""
+    """The run this tab started (active or finished: its result stays on screen until the tab starts another);
+    a tab that started none shows the run training now, else the newest queued one."""
     mine = _get_run(st.session_state.get(RUN_KEY))
-    if mine and mine["status"] in ACTIVE:
+    if mine:
         return mine
     active = _get_run(runner.active_run)
     if active and active["status"] in ACTIVE:
         return active
     waiting = [run for run in storage.list_runs() if run["status"] in ACTIVE]
     waiting.sort(key=lambda run: run["status"] != "running")  # running before queued, newest first otherwise
-    return waiting[0] if waiting else mine
+    return waiting[0] if waiting else None
+
+
+def _is_mine(run: dict) -> bool:
+    return run["id"] == st.session_state.get(RUN_KEY)
 
 
 # ----------------------------------------------------------------------------- the run being shown
@@ -72,6 +81,9 @@ def _run_to_show(runner) -> dict | None:
 def _headline(run: dict) -> None:
     st.markdown(f"#### Run #{run['id']} · {escape_text(run.get('dataset_name') or '(deleted dataset)')} · "
                 f"{escape_text(charts.model_short_name(run['model']))}")
+    owner = run.get("created_by") or storage.UNKNOWN_PERSON
+    st.caption("Your run (started from this tab)" if _is_mine(run) else f"Started by {escape_text(owner)}"
+               + ("" if run["status"] not in ACTIVE else " — not your run: this page shows it while it trains"))
 
 
 def _curves(run: dict, key: str) -> None:
@@ -95,14 +107,45 @@ def _live(run_id: int) -> None:
     st.progress(info["fraction"], text=f"**{run['status']}** · {info['text']}")
     device = run.get("device") or "choosing…"
     st.caption(f"Device: {device} · precision: {run.get('precision') or '…'}")
-    if st.button("Cancel run", key=f"train_cancel_{run_id}", icon="⏹️",
-                 help="Stops within one training step. A checkpoint that was already evaluated is kept."):
-        if get_runner().cancel(run_id):
-            st.info("Cancelling… the run stops at its next step.")
-        else:
-            st.warning(f"Run #{run_id} is not trained by this server (the command line may be running it): "
-                       "stop it where it was started.")
+    _cancel_controls(run)
     _curves(run, "live")
+
+
+def _cancel_controls(run: dict) -> None:
+    """Cancel this tab's run at once; someone else's run only after a second, explicit click. The buttons act in
+    callbacks, so the next draw already shows the question or the outcome."""
+    run_id = run["id"]
+    owner = run.get("created_by") or storage.UNKNOWN_PERSON
+    someone_else = not _is_mine(run) and owner != current_user()
+    note = st.session_state.pop(CANCEL_NOTE_KEY, None)
+    if note:
+        (st.info if note[0] == "info" else st.warning)(note[1])
+    if st.session_state.get(CONFIRM_CANCEL_KEY) == run_id:
+        st.warning(f"Run #{run_id} was started by {owner}, not by you. Cancel it anyway? They will see that you "
+                   "cancelled it.")
+        yes, no, _ = st.columns([1, 1, 3])
+        yes.button(f"Yes, cancel {owner}'s run", key=f"train_cancel_yes_{run_id}", type="primary",
+                   on_click=_cancel, args=(run_id,))
+        no.button("Keep it running", key=f"train_cancel_no_{run_id}",
+                  on_click=lambda: st.session_state.pop(CONFIRM_CANCEL_KEY, None))
+        return
+    st.button("Cancel run", key=f"train_cancel_{run_id}", icon="⏹️",
+              on_click=_ask_before_cancel if someone_else else _cancel, args=(run_id,),
+              help="Stops within one training step. A checkpoint that was already evaluated is kept."
+                   + (f" Started by {owner}: asks first." if someone_else else ""))
+
+
+def _ask_before_cancel(run_id: int) -> None:
+    st.session_state[CONFIRM_CANCEL_KEY] = run_id
+
+
+def _cancel(run_id: int) -> None:
+    st.session_state.pop(CONFIRM_CANCEL_KEY, None)
+    if get_runner().cancel(run_id, by=current_user()):
+        st.session_state[CANCEL_NOTE_KEY] = ("info", "Cancelling… the run stops at its next step.")
+    else:
+        st.session_state[CANCEL_NOTE_KEY] = ("warning", f"Run #{run_id} is not trained by this server (the command "
+                                                         "line may be running it): stop it where it was started.")
 
 
 def _finished(run: dict) -> None:
@@ -140,11 +183,25 @@ def _monitor(runner) -> None:
     if run is None:
         return
     if run["status"] in ACTIVE:
-        st.session_state[RUN_KEY] = run["id"]  # a tab that opened on someone's run keeps showing it once it ends
+        if _is_mine(run):
+            st.session_state[WATCHING_KEY] = run["id"]
         _live(run["id"])
     else:
+        if st.session_state.get(WATCHING_KEY) == run["id"]:  # this tab saw its run train: say once how it ended
+            st.session_state.pop(WATCHING_KEY)
+            st.toast(_outcome(run), icon="✅" if run["status"] == "completed" else "⚠️")
         _finished(run)
     st.divider()
+
+
+def _outcome(run: dict) -> str:
+    """'Your run #4 completed: macro-F1 0.91' (or how it ended otherwise)."""
+    shown = charts.headline_metrics(run["task"], run.get("metrics") or {})
+    scores = ", ".join(f"{title} {value}" for title, value in shown[:2])
+    text = f"Your run #{run['id']} {run['status']}"
+    if run["status"] == "completed":
+        return text + (f": {scores}" if scores else " (no held-out scores)")
+    return text + (f": {run['error']}" if run.get("error") else "")
 
 
 # ----------------------------------------------------------------------------- the new-run form
@@ -286,7 +343,7 @@ def _new_run_form(runner) -> None:
     if st.button("Start training", type="primary", icon="🚀", key="train_start", disabled=cfg is None,
                  help="Runs in the background: you can leave this page, the run goes on."):
         try:
-            run_id = runner.submit(cfg)
+            run_id = runner.submit(cfg, created_by=current_user())
         except storage.StorageError as exc:
             st.error(str(exc))
             return

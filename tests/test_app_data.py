@@ -59,8 +59,11 @@ def test_empty_state_and_one_click_samples(data_page):
     at.button(key="sample:support_tickets").click().run()  # loading it again says so, changes nothing
     assert any("already exists" in message for message in _texts(at.info))
     assert len(storage.list_datasets()) == 2
-    table = at.dataframe[-1].value
+    table = next(frame.value for frame in at.dataframe if "name" in frame.value.columns)
     assert table["name"].tolist() == ["company_faq_qa", "support_tickets"] and table["rows"].tolist() == [40, 80]
+    assert table["imported by"].tolist() == ["anonymous", "anonymous"]  # no name typed in the sidebar
+    activity = next(frame.value for frame in at.dataframe if "what" in frame.value.columns)
+    assert activity["what"].str.startswith("imported dataset").all() and len(activity) == 2
 
 
 def test_bad_file_lists_every_problem_and_saves_nothing(data_page):
@@ -156,6 +159,11 @@ def test_downloads_and_delete_needs_confirmation(data_page, monkeypatch):
     assert len(builders["capitals.jsonl"]().decode().splitlines()) == len(qa_rows())
     squad = json.loads(builders["capitals.squad.json"]())
     assert sum(len(paragraph["qas"]) for paragraph in squad["data"][0]["paragraphs"]) == len(qa_rows())
+    # a queued run trains on it: the page says so and offers no delete (core refuses it too)
+    assert at.button(key="delete:capitals").disabled and at.checkbox(key="confirm_delete:capitals").disabled
+    assert any(f"run #{run_id} (queued, started by unknown) uses it" in message for message in _texts(at.warning))
+    storage.update_run(run_id, status="completed")
+    at.run()
     delete = at.button(key="delete:capitals")
     assert delete.disabled
     at.checkbox(key="confirm_delete:capitals").check().run()

@@ -64,3 +64,71 @@ def test_runs_page_keeps_the_chosen_run_while_it_trains_and_ends(spanlab_home):
     assert not at.exception, at.exception
     assert shown in at.selectbox(key="runs_detail").options
     assert at.selectbox(key="runs_detail").value == older
+
+
+def named_tab(page: str, name: str) -> AppTest:
+    """A tab whose user typed ``name`` into the sidebar (on the first page: AppTest drops the sidebar's elements
+    from its tree after switch_page, though the app still draws them), then opened ``page``."""
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert "Working as **anonymous**" in " ".join(caption.value for caption in at.sidebar.caption)
+    at.sidebar.text_input(key="identity_name").set_value(name).run()
+    assert not at.exception, at.exception
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _label_tab(name: str) -> AppTest:
+    return named_tab("label", name)
+
+
+def test_each_annotator_undoes_only_their_own_change_and_history_says_who(spanlab_home):
+    storage.create_dataset("tickets", "classification", [{"text": "refund my payment"}, {"text": "app crashes"},
+                                                         {"text": "where is my parcel"}],
+                           labels=["billing", "technical", "shipping"])
+    bea = _label_tab("Bea")
+    bea.button(key="set_label:billing").click().run()  # row 1
+    cal = _label_tab("Cal")  # opens on the first unlabeled row: row 2
+    cal.button(key="set_label:technical").click().run()
+    assert [e["label"] for e in storage.load_examples("tickets")] == ["billing", "technical", None]
+
+    undo = cal.button(key="undo")
+    assert undo.label == "↶ Undo your row 2 change: 'technical' → (none)"  # says what a click reverts
+    undo.click().run()
+    assert not cal.exception, cal.exception
+    assert [e["label"] for e in storage.load_examples("tickets")] == ["billing", None, None]  # Bea's label kept
+    assert cal.button(key="undo").disabled  # nothing of Cal's left
+    history = cal.dataframe[-1].value
+    assert history[["who", "how"]].values.tolist() == [["Cal", "undo"], ["Cal", "by hand (undone)"],
+                                                       ["Bea", "by hand"]]
+    bea.run()
+    assert bea.button(key="undo").label == "↶ Undo your row 1 change: 'billing' → (none)"
+
+
+def test_train_page_follows_this_tabs_run_and_asks_before_cancelling_someone_elses(spanlab_home):
+    alpha, _ = two_datasets()
+    theirs = storage.create_run("alpha", "classification", "tiny", {}, created_by="Dan")
+    storage.update_run(theirs, status="running")
+    at = named_tab("train", "Eve")
+    assert any("Started by Dan" in caption.value for caption in at.caption)
+    at.button(key=f"train_cancel_{theirs}").click().run()
+    assert any("started by Dan, not by you" in warning.value for warning in at.warning)
+    assert storage.get_run(theirs)["cancelled_by"] is None  # nothing happened yet
+    at.button(key=f"train_cancel_no_{theirs}").click().run()
+    assert not any("not by you" in warning.value for warning in at.warning)
+
+    # Eve's own run: the page stays on it while Dan's keeps training, and tells her how it ended
+    mine = storage.create_run("alpha", "classification", "tiny", {}, created_by="Eve")
+    at.session_state["train_run_id"] = mine
+    at.run()
+    assert any("Your run (started from this tab)" in caption.value for caption in at.caption)
+    storage.update_run(mine, status="completed", metrics={"accuracy": 0.75})
+    at.run()
+    assert not at.exception, at.exception
+    assert [toast.value for toast in at.toast] == [f"Your run #{mine} completed: accuracy 0.750"]
+    assert any(f"Run #{mine} completed" in message.value for message in at.success)
+    storage.update_run(theirs, status="completed")
+    queued = storage.create_run("alpha", "classification", "tiny", {}, created_by="Dan")
+    at.run()
+    assert any(f"Run #{mine} completed" in message.value for message in at.success)  # not Dan's queued run
+    assert not any(f"Run #{queued} " in markdown.value for markdown in at.markdown)
