@@ -7,6 +7,7 @@
     python -m core runs | runs show RUN | runs delete RUN | models
 
 With --json the last line of stdout is one JSON object; user mistakes go to stderr with exit code 2 and no traceback.
+Imports, runs and deletions are recorded as done by $SPANLAB_USER (default: the login name).
 """
 from __future__ import annotations
 
@@ -61,11 +62,23 @@ def _fail(args, message: str, problems=None) -> None:
 
 
 def _emit(args, result: dict) -> None:
+    text = result.pop("_text", None) if isinstance(result, dict) else None  # the human-readable form only
     if args.json:
         print(json.dumps(result, default=str))
         return
-    text = result.pop("_text", None) if isinstance(result, dict) else None
     print(text if text is not None else json.dumps(result, indent=2, default=str))
+
+
+def _person() -> str:
+    """Who runs this command: $SPANLAB_USER, else the login name, else "unknown"."""
+    import getpass
+    name = os.environ.get("SPANLAB_USER", "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (some containers)
+        return "unknown"
 
 
 # ---------------------------------------------------------------- commands
@@ -83,7 +96,8 @@ def cmd_import(args) -> dict:
         error.problems = result.problems
         raise error
     name = args.name or path.stem
-    info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name)
+    info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name,
+                                  created_by=_person())
     return {"dataset": info["name"], "rows": len(result.rows), "labels": info["labels"],
             "mapping": result.mapping, "warnings": [str(w) for w in result.warnings]}
 
@@ -120,7 +134,7 @@ def cmd_export(args) -> dict:
 
 def cmd_delete_dataset(args) -> dict:
     from core import storage
-    storage.delete_dataset(args.name)
+    storage.delete_dataset(args.name, by=_person())
     return {"deleted": args.name}
 
 
@@ -145,7 +159,8 @@ def cmd_train(args) -> dict:
     info = storage.get_dataset(cfg.dataset)
     if cfg.eval_dataset:
         storage.get_dataset(cfg.eval_dataset)
-    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
+    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset,
+                                created_by=_person())
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a killed CLI run is recorded as interrupted
     bar = _progress_bar(args)
     try:
@@ -220,15 +235,21 @@ def cmd_runs(args) -> dict:
                   for name, group in frame.groupby("name")} if len(frame) else {}
         return {"run": run, "curves": curves}
     if args.action == "delete":
-        storage.delete_run(_run_id(args.run_id))
+        storage.delete_run(_run_id(args.run_id), by=_person())
         return {"deleted": _run_id(args.run_id)}
     if args.action == "cancel":
         raise UserError("A CLI run is cancelled with Ctrl-C in its terminal; app runs from the Train page.")
     runs = storage.list_runs(dataset=args.dataset)
-    lines = [f"#{r['id']:<4} {r['status']:<11} {r['dataset_name'] or '-':<24} {r['model']:<32} "
-             f"{(r['best_metric_name'] or '')}={r['best_metric'] if r['best_metric'] is not None else '-'}"
-             for r in runs]
+    lines = [f"#{r['id']:<4} {r['status']:<11} {r['dataset_name'] or '-':<24} {r['model']:<32} {_best(r):<22} "
+             f"by {r['created_by']}" for r in runs]
     return {"runs": runs, "_text": "\n".join(lines) or "no runs yet: python -m core train --dataset NAME"}
+
+
+def _best(run: dict) -> str:
+    """'eval/accuracy=0.875', or 'no metrics' for a run without any."""
+    if run.get("best_metric") is None:
+        return "no metrics"
+    return f"{run.get('best_metric_name') or 'metric'}={run['best_metric']:.4g}"
 
 
 def _run_id(value) -> int:

@@ -25,7 +25,7 @@ from core.config import runs_dir
 from core.storage import (TASKS, UNKNOWN_PERSON, Dataset, DuplicateNameError, Example, InvalidEditError, LabelEvent,
                           MetricPoint, NotFoundError, Run, StaleEditError, StorageError, find_dataset, log_activity,
                           person_name, reading, utcnow, writing)
-from core.tasks.base import TaskDataError, optional_str
+from core.tasks.base import TaskDataError, optional_str, quoted
 
 _IN_CHUNK = 900  # ids per "IN (...)" clause, below every SQLite variable limit
 
@@ -184,7 +184,7 @@ def rename_label(ref: int | str, old: str, new: str, person: str | None = None) 
     with writing() as session:
         dataset = _labeled_dataset(session, ref)
         if old_name not in dataset.labels:
-            raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} (labels: {dataset.labels})")
+            raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} (labels: {quoted(dataset.labels) or 'none'})")
         if new_name is None:
             raise InvalidEditError(f"renaming {old_name!r}: the new name is empty")
         if new_name == old_name:

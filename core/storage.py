@@ -33,7 +33,7 @@ from sqlalchemy.pool import StaticPool
 
 from core import tasks
 from core.config import database_url
-from core.tasks.base import SPLITS, TaskDataError, clean_split, optional_str
+from core.tasks.base import SPLITS, TaskDataError, clean_split, optional_str, quoted
 
 TASKS = tasks.NAMES
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -390,7 +390,7 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
         for number, row in enumerate(cleaned, start=1):
             for label in sorted(task_obj.row_labels(row) - allowed):
                 raise InvalidEditError(f"row {number}: label {label!r} is not in the label set "
-                                       f"{label_set}: add it to the labels or fix the row")
+                                       f"({quoted(label_set)}): add it to the labels or fix the row")
     else:
         label_set = sorted({label for row in cleaned for label in task_obj.row_labels(row)})
     now = utcnow()

@@ -92,7 +92,7 @@ def samples_section() -> None:
 
 
 def _problem_table(items: list) -> pd.DataFrame:
-    return pd.DataFrame([{"where": f"{item.unit} {item.line}" if item.line is not None else "whole file",
+    return pd.DataFrame([{"where": item.where,
                           "field": item.field, "problem": item.message} for item in items],
                         columns=["where", "field", "problem"])
 

@@ -73,7 +73,7 @@ def test_bad_file_lists_every_problem_and_saves_nothing(data_page):
     assert not at.exception
     assert any("2 problem(s): 2 of 4 rows cannot be imported" in message for message in _texts(at.error))
     problems = _problem_tables(at)[0]
-    assert problems["where"].tolist() == ["line 3", "line 4"]
+    assert problems["where"].tolist() == ["row 2 (line 3)", "row 3 (line 4)"]  # rows counted as the Label page does
     assert problems["field"].tolist() == ["text", "split"]
     assert "text is empty" in problems["problem"][0] and "holdout" in problems["problem"][1]
     assert any(list(frame.value.columns) == ["text", "label", "split"] and len(frame.value) == 4
@@ -133,7 +133,7 @@ def test_qa_file_shows_warnings_for_fixed_offsets(data_page):
     assert at.radio[0].value == "qa"  # guessed from the columns
     assert any("warning" in message for message in _texts(at.warning))
     warnings = _problem_tables(at)[-1]
-    assert warnings["where"].tolist() == ["line 2"] and "corrected to 28" in warnings["problem"][0]
+    assert warnings["where"].tolist() == ["row 1 (line 2)"] and "corrected to 28" in warnings["problem"][0]
     _button(at, "Import 1 rows as dataset faq").click().run()
     assert storage.load_examples("faq")[0]["answer_start"] == 28
 
