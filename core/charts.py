@@ -179,6 +179,38 @@ def run_label(run: dict) -> str:
     return " · ".join(parts)
 
 
+STOP_REASONS = {"early_stopped": "early stop (no improvement)", "max_steps": "max steps reached",
+                "cancelled": "cancelled", "finished": "all epochs done"}
+
+
+def stop_reason(run: dict) -> str:
+    """Why a run ended, in words ('' while it is active)."""
+    status = run.get("status")
+    if status in ("queued", "running"):
+        return ""
+    if status in ("failed", "interrupted"):
+        return status
+    stopped = (run.get("metrics") or {}).get("stopped")
+    return STOP_REASONS.get(stopped, "cancelled" if status == "cancelled" else stopped or "")
+
+
+def _steps_run(run: dict) -> str:
+    """'30 of 120': optimizer steps done of those planned (the planned count is known once training started)."""
+    step, total = run.get("step") or 0, run.get("total_steps") or 0
+    return f"{step} of {total}" if total else str(step)
+
+
+def epochs_run(run: dict) -> str:
+    """Epochs actually trained of those planned ('0.8 of 38'); older runs recorded only the plan ('38 planned')."""
+    metrics, params = run.get("metrics") or {}, run.get("params") or {}
+    if isinstance(metrics.get("epochs_run"), (int, float)):
+        planned = metrics.get("epochs_planned")
+        return f"{metrics['epochs_run']:g}" + (f" of {planned:g}" if isinstance(planned, (int, float)) else "")
+    if isinstance(params.get("epochs"), (int, float)):
+        return f"{params['epochs']:g} planned"
+    return "auto"
+
+
 def run_choice_title(run: dict) -> str:
     """'#12 reviews · SpanBERT/spanbert-base-cased': a run's text in selectors that also list active runs. It never
     changes while the run trains (a browser keeps a choice only while its text is still among the options)."""
@@ -201,7 +233,9 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             "dataset": run.get("dataset_name") or "",
             "task": run.get("task") or "",
             "model": model_short_name(run.get("model")),
-            "epochs": f"{params['epochs']:g}" if isinstance(params.get("epochs"), (int, float)) else "auto",
+            "steps": _steps_run(run),
+            "epochs": epochs_run(run),
+            "stopped": stop_reason(run),
             "lr": (f"{params['learning_rate']:.1e}" if isinstance(params.get("learning_rate"), (int, float))
                    else "auto"),
             "batch": str(_param(params, "batch_size")),
@@ -211,8 +245,8 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             "when": created.strftime("%Y-%m-%d %H:%M") if created is not None else "",
             "started by": run.get("created_by") or "unknown",
         })
-    columns = ["id", "dataset", "task", "model", "epochs", "lr", "batch", "status", "best metric", "duration",
-               "when", "started by"]
+    columns = ["id", "dataset", "task", "model", "steps", "epochs", "stopped", "lr", "batch", "status", "best metric",
+               "duration", "when", "started by"]
     return pd.DataFrame(rows, columns=columns)
 
 

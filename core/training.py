@@ -541,14 +541,21 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     artifact = None
     if stop_reason != "cancelled" or best["state"] is not None:
         artifact = save_model_folder(run_id, model, tokenizer, prepared, cfg, resolved.ref, final)
+    capped = bool(cfg.max_steps) and ft_steps < math.ceil(steps_per_epoch * cfg.epochs) and step >= total_steps
     final.update({"best_step": best["step"], "train_seconds": round(train_time, 3),
                   "eval_seconds": round(eval_time, 3), "wall_seconds": round(time.monotonic() - started, 3),
-                  "stopped": stop_reason or "finished"})
+                  # what actually ran, and why it stopped: early_stopped, cancelled, max_steps, or finished (every
+                  # planned epoch done); epochs count the fine-tuning stage only
+                  "steps_run": step, "epochs_run": round(max(0, step - pre_steps) / steps_per_epoch, 2),
+                  "epochs_planned": round(float(cfg.epochs), 2),
+                  "stopped": stop_reason or ("max_steps" if capped else "finished")})
     outcome.update(metrics=final, artifact_dir=str(artifact) if artifact else None,
                    best_metric_name=metric_name if metric_name in final else None,
                    best_metric=final.get(metric_name))
     if stop_reason == "cancelled":
-        outcome["error"] = "cancelled by the user" + (" (best checkpoint so far kept)" if artifact else "")
+        who = storage.get_run(run_id).get("cancelled_by")
+        outcome["error"] = (f"cancelled by {who}" if who else "cancelled") + (" (best checkpoint so far kept)"
+                                                                                 if artifact else "")
     return outcome
 
 

@@ -157,9 +157,10 @@ def _finished(run: dict) -> None:
         return
     st.session_state["focus_run"] = run["id"]  # preselected on the Runs and Demo pages
     metrics = run.get("metrics") or {}
+    ran = f"{run.get('step') or 0} steps, {charts.epochs_run(run)} epochs"
     if status == "completed":
-        stopped = " (stopped early: no improvement)" if metrics.get("stopped") == "early_stopped" else ""
-        st.success(f"Run #{run['id']} completed in {charts.format_duration(run.get('duration_s'))}{stopped}.")
+        st.success(f"Run #{run['id']} completed in {charts.format_duration(run.get('duration_s'))}: {ran} "
+                   f"({charts.stop_reason(run)}).")
     else:
         st.warning(f"Run #{run['id']} {status}: {run.get('error') or 'no details'}")
     shown = charts.headline_metrics(run["task"], metrics)

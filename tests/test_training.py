@@ -62,6 +62,10 @@ def test_word_embeddings_train_when_asked_and_for_qa(spanlab_home, tiny_model_di
     run = train_and_get(cfg)
     assert run["status"] == "completed", run["error"]
     assert not _same_word_embeddings(tiny_model_dir, run["artifact_dir"])
+    # what ran, not what was planned: 3 steps of 2 per epoch, stopped by the step cap
+    metrics = run["metrics"]
+    assert (metrics["stopped"], metrics["steps_run"], metrics["epochs_run"]) == ("max_steps", 3, 1.5)
+    assert metrics["epochs_planned"] > 1.5
     storage.create_dataset("capitals", "qa", qa_rows())
     run = train_and_get(TrainConfig(dataset="capitals", model=str(tiny_model_dir), learning_rate=1e-3, batch_size=8,
                                     max_steps=3, max_length=64, doc_stride=16, device="cpu"))
@@ -103,6 +107,7 @@ def test_cancel_stops_within_a_step_and_is_recorded(spanlab_home, tiny_model_dir
     run = train_and_get(cfg, cancel=cancel, progress=progress)
     assert run["status"] == "cancelled"
     assert run["step"] <= steps[0] + 1
+    assert run["metrics"]["stopped"] == "cancelled" and run["metrics"]["steps_run"] == run["step"]
     assert run["finished_at"] is not None
 
 
@@ -111,9 +116,10 @@ def test_runner_queues_runs_and_cancels_queued(spanlab_home, tiny_model_dir):
     runner = JobRunner()
     cfg = TrainConfig(dataset="sentiment", model=str(tiny_model_dir), batch_size=4, max_steps=15, device="cpu")
     first, second = runner.submit(cfg), runner.submit(cfg)
-    runner.cancel(second)
+    runner.cancel(second, by="Eve")
     assert runner.wait(first, timeout=120)["status"] == "completed"
     assert runner.wait(second, timeout=120)["status"] == "cancelled"
+    assert storage.get_run(second)["cancelled_by"] == "Eve"
 
 
 def test_failures_are_recorded_with_a_message(spanlab_home, tiny_model_dir):
