@@ -264,6 +264,11 @@ def answer_hint(context: str, answer: str) -> str | None:
 
 
 def _shown(value: Any, field: str) -> str:
+    if isinstance(value, list):  # entity spans: how many, of which types (never a raw list)
+        if not value:
+            return "no entities"
+        types = ", ".join(dict.fromkeys(str(span.get("label")) for span in value if isinstance(span, dict)))
+        return f"{len(value)} entit{'y' if len(value) == 1 else 'ies'}" + (f" ({types})" if types else "")
     if field == "answer" and isinstance(value, dict):
         text = value.get("answer_text")
         if text is None:
@@ -290,11 +295,13 @@ def describe_undo(undone: dict | None, examples: Iterable[dict]) -> str:
     by_id = {example["id"]: example for example in examples}
     example = by_id.get(undone["example_id"])
     where = row_name(example) if example else f"example {undone['example_id']}"
-    what = "label" if undone["field"] == "label" else "answer"
+    what = {"label": "label", "answer": "answer", "spans": "entities"}.get(undone["field"], undone["field"])
     count = undone.get("count", 1)
     if count > 1:
-        return f"Undone: {count} rows changed together (bulk or rename) are back to their previous {what}s."
-    return f"Undone: {where} {what} is back to {_shown(undone['restored'], undone['field'])}."
+        return (f"Undone: {count} rows changed together (bulk or rename) are back to their previous "
+                f"{what if what.endswith('s') else what + 's'}.")
+    verb = "are" if what.endswith("s") else "is"
+    return f"Undone: {where} {what} {verb} back to {_shown(undone['restored'], undone['field'])}."
 
 
 def history_frame(events: Sequence[dict]) -> pd.DataFrame:

@@ -154,3 +154,6 @@ def test_describe_undo_and_history_frame():
     assert annotation.undo_button_text(pending) == "↶ Undo your row 2 change: 'a' → (none)"
     assert annotation.undo_button_text({**pending, "count": 3, "actor": "bulk"}) == "↶ Undo your bulk change of 3 rows"
     assert annotation.undo_button_text(None) == "↶ Nothing of yours to undo"
+    spans = [{"start": 0, "end": 4, "label": "PER"}, {"start": 9, "end": 14, "label": "ORG"}]
+    assert annotation.undo_button_text({**pending, "field": "spans", "replaced": spans, "restored": []}) == \
+        "↶ Undo your row 2 change: 2 entities (PER, ORG) → no entities"  # never a raw Python list
