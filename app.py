@@ -5,7 +5,7 @@ calls into core/. Heavy libraries (torch, transformers) load only when a page ne
 """
 import streamlit as st
 
-from pages import identity
+from pages import identity, notices
 
 st.set_page_config(page_title="SpanLab", page_icon="🧪", layout="wide")
 
@@ -21,4 +21,5 @@ navigation = st.navigation(PAGES)
 with st.sidebar:
     st.caption("SpanLab · fine-tune SpanBERT on your own labeled text")
     identity.sidebar()
+notices.announce_run_end()  # this tab's run ended: say how, on whatever page it is
 navigation.run()

@@ -15,6 +15,7 @@ from core.highlight import escape_text
 from core.training import TrainConfig, TrainingError
 from pages.common import get_runner, prefetch_model
 from pages.identity import current_user
+from pages.notices import WATCHING_KEY
 
 POLL_SECONDS = 1.5
 ACTIVE = ("queued", "running")
@@ -26,7 +27,6 @@ FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
 LABEL_EXAMPLE_CHOICES = {"auto": "auto (sentence encoders, word labels)", "on": "always", "off": "never"}
 FREEZE_CHOICES = {"auto": "auto (fixed except for QA)", "on": "keep fixed", "off": "train them"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
-WATCHING_KEY = "train_watching"  # this tab's run while it was seen active: its end is announced once
 CONFIRM_CANCEL_KEY = "train_confirm_cancel"  # the other person's run whose Cancel was clicked once
 CANCEL_NOTE_KEY = "train_cancel_note"  # (kind, message) the last Cancel click left for the next draw
 
@@ -187,22 +187,9 @@ def _monitor(runner) -> None:
         if _is_mine(run):
             st.session_state[WATCHING_KEY] = run["id"]
         _live(run["id"])
-    else:
-        if st.session_state.get(WATCHING_KEY) == run["id"]:  # this tab saw its run train: say once how it ended
-            st.session_state.pop(WATCHING_KEY)
-            st.toast(_outcome(run), icon="✅" if run["status"] == "completed" else "⚠️")
+    else:  # app.py has already toasted how it ended (pages.notices), whichever page this tab was on
         _finished(run)
     st.divider()
-
-
-def _outcome(run: dict) -> str:
-    """'Your run #4 completed: macro-F1 0.91' (or how it ended otherwise)."""
-    shown = charts.headline_metrics(run["task"], run.get("metrics") or {})
-    scores = ", ".join(f"{title} {value}" for title, value in shown[:2])
-    text = f"Your run #{run['id']} {run['status']}"
-    if run["status"] == "completed":
-        return text + (f": {scores}" if scores else " (no held-out scores)")
-    return text + (f": {run['error']}" if run.get("error") else "")
 
 
 # ----------------------------------------------------------------------------- the new-run form

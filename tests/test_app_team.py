@@ -67,8 +67,9 @@ def test_runs_page_keeps_the_chosen_run_while_it_trains_and_ends(spanlab_home):
 
 
 def named_tab(page: str, name: str) -> AppTest:
-    """A tab whose user typed ``name`` into the sidebar (on the first page: AppTest drops the sidebar's elements
-    from its tree after switch_page, though the app still draws them), then opened ``page``."""
+    """A tab whose user typed ``name`` into the sidebar, then opened ``page``. (The name is typed after the first
+    run: AppTest executes app.py itself only then, a pages/ folder sitting next to it; later runs execute the page
+    alone, so the sidebar is not in their element tree, though a browser always shows it.)"""
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert "Working as **anonymous**" in " ".join(caption.value for caption in at.sidebar.caption)
     at.sidebar.text_input(key="identity_name").set_value(name).run()
@@ -122,13 +123,33 @@ def test_train_page_follows_this_tabs_run_and_asks_before_cancelling_someone_els
     at.session_state["train_run_id"] = mine
     at.run()
     assert any("Your run (started from this tab)" in caption.value for caption in at.caption)
+    assert at.session_state["train_watching"] == mine  # app.py announces its end (next test)
     storage.update_run(mine, status="completed", metrics={"accuracy": 0.75})
     at.run()
     assert not at.exception, at.exception
-    assert [toast.value for toast in at.toast] == [f"Your run #{mine} completed: accuracy 0.750"]
     assert any(f"Run #{mine} completed" in message.value for message in at.success)
     storage.update_run(theirs, status="completed")
     queued = storage.create_run("alpha", "classification", "tiny", {}, created_by="Dan")
     at.run()
     assert any(f"Run #{mine} completed" in message.value for message in at.success)  # not Dan's queued run
     assert not any(f"Run #{queued} " in markdown.value for markdown in at.markdown)
+
+
+def test_the_end_of_ones_run_is_announced_on_whatever_page_one_is(spanlab_home):
+    """app.py toasts it before drawing the page. (AppTest executes app.py itself only on a tab's first run, since
+    a pages/ folder sits next to it — later runs execute the page alone — so each check opens a fresh tab.)"""
+    two_datasets()
+    mine = storage.create_run("alpha", "classification", "tiny", {}, created_by="Eve")
+    storage.update_run(mine, status="running")
+
+    def tab_watching() -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.session_state["train_watching"] = mine  # what the Train page notes while this tab's run trains
+        return at.run()
+
+    assert not tab_watching().toast
+    storage.update_run(mine, status="failed", error="out of memory")
+    at = tab_watching()
+    assert not at.exception, at.exception
+    assert [toast.value for toast in at.toast] == [f"Your run #{mine} failed: out of memory"]
+    assert at.session_state["train_announced"] == [mine]  # told once: later draws stay quiet
