@@ -153,3 +153,23 @@ def test_the_end_of_ones_run_is_announced_on_whatever_page_one_is(spanlab_home):
     assert not at.exception, at.exception
     assert [toast.value for toast in at.toast] == [f"Your run #{mine} failed: out of memory"]
     assert at.session_state["train_announced"] == [mine]  # told once: later draws stay quiet
+
+
+def _identity_script():
+    import streamlit as st
+
+    from pages.identity import current_user, sidebar
+    with st.sidebar:
+        sidebar()
+    st.markdown(f"user={current_user()}")
+
+
+def test_identity_is_the_sign_in_else_the_typed_name_else_anonymous():
+    at = AppTest.from_function(_identity_script).run()
+    assert at.markdown[-1].value == "user=anonymous"
+    at.sidebar.text_input(key="identity_name").set_value("  Bea   Example ").run()
+    assert at.markdown[-1].value == "user=Bea Example"
+    at.session_state["signed_in_user"] = "bea@example.org"  # the password sign-in's user wins
+    at.run()
+    assert at.markdown[-1].value == "user=bea@example.org"
+    assert not at.sidebar.text_input and "Signed in as **bea@example.org**" in at.sidebar.caption[0].value
