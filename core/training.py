@@ -251,6 +251,36 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
     return Prepared(task.name, labels, train, validation, notes, bool(settings.get("version_2")), few_shot, settings)
 
 
+def measurement_plan(cfg: TrainConfig) -> dict:
+    """What a run with ``cfg`` will measure, said before it starts: {measured (bool), text}. Reads the dataset
+    and splits it as training will (no model needed)."""
+    try:
+        prepared = prepare_data(cfg)
+    except (TrainingError, storage.StorageError) as error:
+        return {"measured": False, "text": f"This run cannot start yet: {error}"}
+    n_train, n_validation = len(prepared.train), len(prepared.validation)
+    if n_validation:
+        if cfg.eval_dataset:
+            source = f"the evaluation dataset '{cfg.eval_dataset}' ({n_validation} labeled rows)"
+        elif any(e.get("split") == "validation" for e in prepared.validation):
+            source = f"this dataset's validation split ({n_validation} rows, not trained on)"
+        else:
+            source = (f"{n_validation} of the {n_train + n_validation} labeled rows, held out (not trained on)")
+        return {"measured": True, "text": f"Scores (during training and at the end) come from {source}; "
+                                          f"{n_train} rows train."}
+    if prepared.few_shot:
+        why = "the few-shot recipe trains on every labeled example"
+    elif cfg.validation_fraction == 0:
+        why = "the validation fraction is 0"
+    else:
+        why = "with this little data every labeled row trains"
+    return {"measured": False,
+            "text": f"Nothing will be measured: all {n_train} labeled rows train and none is held out ({why}), so no "
+                    "accuracy, F1 or confusion matrix will appear — scores on the rows a model trained on would not "
+                    "say how it does on new text. To measure it, pick an evaluation dataset, add a validation split "
+                    "to the data, or set a validation fraction under Advanced."}
+
+
 def run_settings(prepared: Prepared, cfg: TrainConfig) -> dict:
     """What encoding and post-processing need, saved in the model folder's spanlab.json as well."""
     return {"labels": prepared.labels, "max_length": cfg.max_length, "doc_stride": cfg.doc_stride,

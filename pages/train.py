@@ -233,12 +233,26 @@ def _model_picker() -> str | None:
     return ref
 
 
+NO_EVAL_DATASET = "None: this dataset's validation split or a held-out part, if any (see below)"
+
+
 def _eval_choice(dataset: dict, datasets: list[dict]) -> str | None:
     same_task = [d["name"] for d in datasets if d["task"] == dataset["task"]]
     return st.selectbox("Evaluation dataset", [None, *same_task], key="train_eval_dataset",
-                        format_func=lambda name: "Hold out part of the training data" if name is None else name,
-                        help="Scores during training come from here. By default the dataset's own validation "
-                             "split, or 20% of its labeled rows, is held out.")
+                        format_func=lambda name: NO_EVAL_DATASET if name is None else name,
+                        help="Scores come from here. Without one: the dataset's own validation split, else a "
+                             "held-out share of its labeled rows when there are enough; the line below the "
+                             "settings says which.")
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _measurement_plan(dataset: str, labeled: int, eval_dataset: str | None, fraction: float | None, few_shot: str,
+                      seed: int) -> dict:
+    """training.measurement_plan for these settings (cached briefly: it reads the dataset; ``labeled`` is part of
+    the key so labeling elsewhere refreshes it)."""
+    from core.training import measurement_plan
+    return measurement_plan(TrainConfig(dataset=dataset, eval_dataset=eval_dataset, validation_fraction=fraction,
+                                        few_shot=few_shot, seed=seed))
 
 
 def _help(name: str) -> str:
@@ -298,6 +312,11 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                                    help=_help("validation_fraction"))
     if device == "cpu" and precision == "fp16":
         st.warning("fp16 needs a GPU: on the CPU use fp32 (or bf16).")
+    try:
+        plan = _measurement_plan(dataset["name"], dataset["labeled"], eval_dataset, fraction, few_shot, int(seed))
+    except TrainingError as error:  # a setting the form's own check below names
+        plan = {"measured": False, "text": str(error)}
+    (st.caption if plan["measured"] else st.info)(f"What this run measures: {plan['text']}")
     if ref is None:
         return None
     try:  # the same checks as the command line's: a bad value is named before any run exists

@@ -173,3 +173,22 @@ def test_identity_is_the_sign_in_else_the_typed_name_else_anonymous():
     at.run()
     assert at.markdown[-1].value == "user=bea@example.org"
     assert not at.sidebar.text_input and "Signed in as **bea@example.org**" in at.sidebar.caption[0].value
+
+
+def test_train_page_says_before_the_run_what_it_will_measure(spanlab_home):
+    from tests.conftest import sentiment_rows
+    few = storage.create_dataset("few", "classification", sentiment_rows(6))
+    storage.create_dataset("checks", "classification", sentiment_rows(2))
+    at = open_page("train")
+    at.selectbox(key="train_dataset").set_value(few["id"]).run()
+    assert not any("Hold out" in option for option in at.selectbox(key="train_eval_dataset").options)
+    told = " ".join(message.value for message in at.info)
+    assert f"Nothing will be measured: all {few['labeled']} labeled rows train and none is held out (the few-shot " \
+           "recipe" in told
+    at.radio(key="train_few_shot").set_value("off")
+    at.number_input(key="train_validation_fraction").set_value(0.25).run()
+    captions = " ".join(caption.value for caption in at.caption)
+    assert f"of the {few['labeled']} labeled rows, held out (not trained on)" in captions
+    assert "Nothing will be measured" not in " ".join(message.value for message in at.info)
+    at.selectbox(key="train_eval_dataset").set_value("checks").run()
+    assert "come from the evaluation dataset 'checks' (4 labeled rows)" in " ".join(c.value for c in at.caption)

@@ -173,3 +173,18 @@ def test_length_grouped_batches_cover_every_example_once():
     assert sorted(i for b in batches for i in b) == list(range(1000))
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 40  # batches hold similar lengths, so dynamic padding pads little
+
+
+def test_measurement_plan_says_what_a_run_will_measure_before_it_starts(spanlab_home):
+    from core.training import measurement_plan
+    rows = sentiment_rows(8)
+    for row in rows[:2] + rows[8:10]:
+        row["split"] = "validation"
+    storage.create_dataset("split", "classification", rows)
+    plan = measurement_plan(TrainConfig(dataset="split"))
+    assert plan["measured"] and "this dataset's validation split (4 rows, not trained on); 12 rows train" in plan["text"]
+    storage.create_dataset("tiny", "classification", sentiment_rows(3))
+    plan = measurement_plan(TrainConfig(dataset="tiny", few_shot="off", validation_fraction=0.0))
+    assert not plan["measured"] and "none is held out (the validation fraction is 0)" in plan["text"]
+    plan = measurement_plan(TrainConfig(dataset="missing"))
+    assert not plan["measured"] and plan["text"].startswith("This run cannot start yet: no dataset 'missing'")
