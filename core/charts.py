@@ -179,6 +179,17 @@ def run_label(run: dict) -> str:
     return " · ".join(parts)
 
 
+def cv_estimate(run: dict) -> dict | None:
+    """A run's cross-validation estimate ({folds, rows, metrics}) when it has one (see training.cross_validate)."""
+    estimate = (run.get("metrics") or {}).get("cross_validation")
+    return estimate if isinstance(estimate, dict) and estimate.get("metrics") else None
+
+
+def cv_title(estimate: dict) -> str:
+    return (f"{estimate['folds']}-fold cross-validation estimate: each of the {estimate['rows']} labeled rows scored "
+            "by a model trained the same way without it")
+
+
 STOP_REASONS = {"early_stopped": "early stop (no improvement)", "max_steps": "max steps reached",
                 "cancelled": "cancelled", "finished": "all epochs done"}
 
@@ -211,6 +222,14 @@ def epochs_run(run: dict) -> str:
     return "auto"
 
 
+def _cv_metric(run: dict) -> str:
+    estimate = cv_estimate(run)
+    if not estimate:
+        return ""
+    shown = headline_metrics(run.get("task"), estimate["metrics"])
+    return f"{shown[-1][0]} {shown[-1][1]} ({estimate['folds']}-fold estimate)" if shown else ""
+
+
 def run_choice_title(run: dict) -> str:
     """'#12 reviews · SpanBERT/spanbert-base-cased': a run's text in selectors that also list active runs. It never
     changes while the run trains (a browser keeps a choice only while its text is still among the options)."""
@@ -240,7 +259,8 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
                    else "auto"),
             "batch": str(_param(params, "batch_size")),
             "status": run.get("status") or "",
-            "best metric": format_metric(run.get("best_metric_name"), run.get("best_metric"), run.get("task")),
+            "best metric": format_metric(run.get("best_metric_name"), run.get("best_metric"), run.get("task"))
+                           or _cv_metric(run),
             "duration": format_duration(run.get("duration_s")),
             "when": created.strftime("%Y-%m-%d %H:%M") if created is not None else "",
             "started by": run.get("created_by") or "unknown",

@@ -11,6 +11,7 @@ environment): rank 0 evaluates, logs and saves.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -20,13 +21,15 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from core import config as spanlab_config
 from core import fewshot, models, storage, tasks
 from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
 from core.tasks.base import TaskDataError
+
+log = logging.getLogger(__name__)
 
 
 class TrainingError(Exception):
@@ -45,6 +48,9 @@ def setting(default, help: str, *, kind=str, choices=None, minimum=None, maximum
     return field(default=default, metadata={"help": help, "kind": kind, "choices": choices, "min": minimum,
                                             "max": maximum, "above": above, "flags": flags, "optional": optional,
                                             "cli": cli})
+
+
+CV_FOLDS, CV_MAX_ROWS = 5, 200  # the automatic cross-validation estimate: folds, and up to how many labeled rows
 
 
 @dataclass
@@ -95,6 +101,12 @@ class TrainConfig:
                                      kind=int, minimum=1, optional=True)
     patience: int = setting(5, "evaluations without improvement before stopping early", kind=int, minimum=1,
                             maximum=100_000)
+    cross_validation: int | None = setting(None, "when nothing is held out (small data), estimate the scores "
+                                           "afterwards by k-fold cross-validation: k more models, each trained as "
+                                           "this run on all rows but one k-th and scored on that k-th; 0 = no "
+                                           f"estimate; empty = {CV_FOLDS} folds for few-shot runs (up to "
+                                           f"{CV_MAX_ROWS} labeled rows), none otherwise",
+                                           kind=int, minimum=0, maximum=20, optional=True, flags=("--cv-folds", "--cross-validation"))
     max_answer_length: int = setting(30, "QA: the longest answer in tokens", kind=int, minimum=1, maximum=10_000)
     null_score_threshold: float = setting(0.0, "QA (SQuAD 2.0 data): how much more likely 'no answer' must be than "
                                           "the best answer", kind=float)
@@ -251,6 +263,69 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
     return Prepared(task.name, labels, train, validation, notes, bool(settings.get("version_2")), few_shot, settings)
 
 
+def cv_folds(cfg: TrainConfig, prepared: Prepared) -> int:
+    """How many cross-validation folds a run with nothing held out gets (0: no estimate)."""
+    if prepared.validation or _distributed()["world"] > 1:
+        return 0
+    n = len(prepared.train)
+    automatic = CV_FOLDS if prepared.few_shot and n <= CV_MAX_ROWS else 0  # few-shot runs are short: 5 more are cheap
+    folds = cfg.cross_validation if cfg.cross_validation is not None else automatic
+    return min(folds, n) if folds >= 2 else 0
+
+
+def fold_rows(rows: list[dict], folds: int, seed: int) -> list[list[dict]]:
+    """``rows`` dealt into ``folds`` groups: rows sharing a context (QA) stay together, and each label is spread
+    over the folds (stratified), in a seeded random order."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row.get("context") or ("row", row.get("id")), []).append(row)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda group: str(group[0].get("label")))  # stable: shuffled within each label
+    dealt: list[list[dict]] = [[] for _ in range(folds)]
+    for number, group in enumerate(order):
+        dealt[number % folds].extend(group)
+    return [fold for fold in dealt if fold]
+
+
+def cross_validate(run_id: int, cfg: TrainConfig, cancel: threading.Event | None = None) -> dict | None:
+    """The k-fold estimate of a run that held nothing out: {folds, rows, metrics (scalar ones averaged over the
+    folds, weighted by their rows; confusion matrices summed)}; None when the run gets none (see cv_folds)."""
+    prepared = prepare_data(cfg)
+    folds = cv_folds(cfg, prepared)
+    if not folds:
+        return None
+    cancel = cancel or threading.Event()
+    parts = fold_rows(prepared.train, folds, cfg.seed)
+    results = []
+    for held in parts:
+        if cancel.is_set():
+            return {"error": "cancelled before the estimate was complete"}
+        kept = [row for part in parts if part is not held for row in part]
+        fold_cfg = TrainConfig.from_params({**cfg.to_params()})
+        result = _train(run_id, fold_cfg, cancel, None, fold=(kept, held))
+        if result["cancelled"]:
+            return {"error": "cancelled before the estimate was complete"}
+        results.append((len(held), result["metrics"]))
+    return {"folds": len(parts), "rows": sum(n for n, _ in results), "metrics": _pool(results)}
+
+
+def _pool(results: list[tuple[int, dict]]) -> dict:
+    total = sum(n for n, _ in results)
+    pooled = {}
+    for name, value in results[0][1].items():
+        values = [(n, metrics.get(name)) for n, metrics in results]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for _, v in values):
+            pooled[name] = sum(n * v for n, v in values) / total
+    matrices = [metrics.get("confusion_matrix") for _, metrics in results]
+    label_sets = {tuple(metrics.get("labels") or ()) for _, metrics in results}
+    if all(matrices) and len(label_sets) == 1:
+        import numpy as np
+        pooled["confusion_matrix"] = np.sum([np.asarray(m) for m in matrices], axis=0).tolist()
+        pooled["labels"] = list(label_sets.pop())
+    return pooled
+
+
 def measurement_plan(cfg: TrainConfig) -> dict:
     """What a run with ``cfg`` will measure, said before it starts: {measured (bool), text}. Reads the dataset
     and splits it as training will (no model needed)."""
@@ -274,11 +349,22 @@ def measurement_plan(cfg: TrainConfig) -> dict:
         why = "the validation fraction is 0"
     else:
         why = "with this little data every labeled row trains"
+    folds = cv_folds(cfg, prepared)
+    if folds:
+        return {"measured": True,
+                "text": f"all {n_train} labeled rows train and none is held out ({why}), so there are no scores "
+                        f"while it trains. Afterwards a {folds}-fold cross-validation estimates them: {folds} more "
+                        f"models, each trained the same way on all rows but a {_nth(folds)} and scored on that "
+                        f"{_nth(folds)} (about {folds}x the training time again)."}
     return {"measured": False,
             "text": f"Nothing will be measured: all {n_train} labeled rows train and none is held out ({why}), so no "
                     "accuracy, F1 or confusion matrix will appear — scores on the rows a model trained on would not "
                     "say how it does on new text. To measure it, pick an evaluation dataset, add a validation split "
-                    "to the data, or set a validation fraction under Advanced."}
+                    "to the data, set a validation fraction, or allow the cross-validation estimate under Advanced."}
+
+
+def _nth(folds: int) -> str:
+    return {2: "half", 3: "third", 4: "quarter"}.get(folds, f"{folds}th")
 
 
 def run_settings(prepared: Prepared, cfg: TrainConfig) -> dict:
@@ -364,6 +450,14 @@ def execute_run(run_id: int, cancel: threading.Event | None = None, progress=Non
         _write_traceback(run_id)
         storage.update_run(run_id, status="failed", error=message, finished_at=_now())
         return {"run": run_id, "status": "failed", "error": message}
+    if outcome.get("status") == "completed":
+        try:
+            estimate = cross_validate(run_id, TrainConfig.from_params(run["params"]), cancel)
+        except Exception as exc:  # the run itself is fine: say why there is no estimate
+            log.exception("cross-validation of run %s failed", run_id)
+            estimate = {"error": describe_error(exc)}
+        if estimate:
+            outcome["metrics"] = {**outcome.get("metrics", {}), "cross_validation": estimate}
     storage.update_run(run_id, finished_at=_now(), **outcome)
     return {"run": run_id, **outcome}
 
@@ -403,13 +497,30 @@ def freezes_word_embeddings(setting: str, task: str) -> bool:
     return setting == "on" or (setting == "auto" and tasks.get(task).freezes_word_embeddings)
 
 
-def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> dict:
+class _NoWriter:
+    """MetricWriter's stand-in for cross-validation folds: their points and progress are not the run's."""
+
+    def add(self, *args, **kwargs):
+        pass
+
+    def flush(self, **kwargs):
+        pass
+
+
+def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress,
+           fold: tuple[list[dict], list[dict]] | None = None) -> dict:
+    """Train the run. With ``fold`` (training rows, held-out rows) train a cross-validation model instead: the
+    same recipe on those training rows, nothing recorded on the run, scored on the held-out rows only at the end
+    (returns {"metrics", "cancelled"})."""
     import torch
     from transformers import get_linear_schedule_with_warmup, set_seed
 
     dist = _distributed()
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
+    if fold is not None:
+        prepared = replace(prepared, train=list(fold[0]), validation=[], notes=list(prepared.notes))
+        progress = None
     task = prepared.spec
     freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name)
     cfg.max_length = cfg.max_length or task.default_max_length
@@ -457,7 +568,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     total_steps = pre_steps + ft_steps  # steps are counted across both stages (progress, metric points)
     eval_every = cfg.eval_every or evaluation_interval(ft_steps, len(prepared.validation), cfg.batch_size)
     log_every = max(1, min(10, total_steps // 50))
-    if is_main:
+    if is_main and fold is None:
         storage.update_run(run_id, device=device, precision=precision, total_steps=total_steps, step=0,
                            params={**cfg.to_params(), "notes": notes, "version_2": prepared.version_2,
                                    "labels": prepared.labels,
@@ -485,7 +596,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
     lengths = [len(f["input_ids"]) for f in train_features]
     rng = random.Random(cfg.seed)
     evaluator = Evaluator(prepared, tokenizer, cfg, device, amp_dtype) if is_main and prepared.validation else None
-    writer = MetricWriter(run_id)
+    writer = MetricWriter(run_id) if fold is None else _NoWriter()
     metric_name = task.metric_for_best
     best = {"value": None, "step": 0, "state": None, "metrics": {}}
     bad_evals, step, samples, eval_time, window = 0, 0, 0, 0.0, []
@@ -563,6 +674,9 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress) -> 
                "step": step}
     if not is_main:
         return outcome
+    if fold is not None:
+        scorer = Evaluator(replace(prepared, validation=list(fold[1])), tokenizer, cfg, device, amp_dtype)
+        return {"metrics": scorer.evaluate(model), "cancelled": stop_reason == "cancelled"}
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     final = dict(best["metrics"])

@@ -16,7 +16,11 @@ ANNOUNCED_KEY = "train_announced"  # runs whose end this tab was told about
 def outcome(run: dict) -> str:
     """'Your run #4 completed: accuracy 0.910, macro-F1 0.900' (or how it ended otherwise)."""
     shown = charts.headline_metrics(run["task"], run.get("metrics") or {})
+    estimate = charts.cv_estimate(run)
+    if not shown and estimate:
+        shown = charts.headline_metrics(run["task"], estimate["metrics"])
     scores = ", ".join(f"{title} {value}" for title, value in shown[:2])
+    scores += f" ({estimate['folds']}-fold estimate)" if scores and estimate and not run.get("best_metric_name") else ""
     text = f"Your run #{run['id']} {run['status']}"
     if run["status"] == "completed":
         return text + (f": {scores}" if scores else " (no held-out scores)")

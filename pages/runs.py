@@ -82,6 +82,10 @@ def _delete_confirmation(run: dict) -> None:
 def _final_metrics(run: dict) -> None:
     metrics = run.get("metrics") or {}
     shown = charts.headline_metrics(run["task"], metrics)
+    estimate = charts.cv_estimate(run)
+    if not shown and estimate:
+        st.caption(charts.cv_title(estimate))
+        metrics, shown = estimate["metrics"], charts.headline_metrics(run["task"], estimate["metrics"])
     if not shown:
         st.caption("No final metrics (the run ended before an evaluation, or had no validation data).")
         return

@@ -167,9 +167,16 @@ def _finished(run: dict) -> None:
     if shown:
         for column, (title, value) in zip(st.columns(len(shown) + 2), shown):
             column.metric(title, value)
+    elif charts.cv_estimate(run):
+        estimate = charts.cv_estimate(run)
+        st.caption(charts.cv_title(estimate))
+        for column, (title, value) in zip(st.columns(4), charts.headline_metrics(run["task"], estimate["metrics"])):
+            column.metric(f"{title} (estimate)", value)
     elif status == "completed":
-        st.caption("No validation metrics: no labeled rows were held out (see the notes below). Pick an "
-                   "evaluation dataset to measure the model.")
+        error = ((metrics.get("cross_validation") or {}).get("error"))
+        st.caption("No validation metrics: no labeled rows were held out (see the notes below)"
+                   + (f", and the cross-validation estimate failed: {error}" if error else "")
+                   + ". Pick an evaluation dataset to measure the model.")
     for note in (run.get("params") or {}).get("notes") or []:
         st.caption(f"Note: {escape_text(note)}")
     _curves(run, "done")
@@ -247,12 +254,12 @@ def _eval_choice(dataset: dict, datasets: list[dict]) -> str | None:
 
 @st.cache_data(ttl=15, show_spinner=False)
 def _measurement_plan(dataset: str, labeled: int, eval_dataset: str | None, fraction: float | None, few_shot: str,
-                      seed: int) -> dict:
+                      seed: int, folds: int | None) -> dict:
     """training.measurement_plan for these settings (cached briefly: it reads the dataset; ``labeled`` is part of
     the key so labeling elsewhere refreshes it)."""
     from core.training import measurement_plan
     return measurement_plan(TrainConfig(dataset=dataset, eval_dataset=eval_dataset, validation_fraction=fraction,
-                                        few_shot=few_shot, seed=seed))
+                                        few_shot=few_shot, seed=seed, cross_validation=folds))
 
 
 def _help(name: str) -> str:
@@ -310,10 +317,14 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
         fraction = c4.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.05, value=None,
                                    placeholder="auto", key="train_validation_fraction",
                                    help=_help("validation_fraction"))
+        folds = st.columns(4)[0].number_input("Cross-validation folds", min_value=0, max_value=20, value=None, step=1,
+                                              placeholder="auto", key="train_cross_validation",
+                                              help=_help("cross_validation"))
     if device == "cpu" and precision == "fp16":
         st.warning("fp16 needs a GPU: on the CPU use fp32 (or bf16).")
     try:
-        plan = _measurement_plan(dataset["name"], dataset["labeled"], eval_dataset, fraction, few_shot, int(seed))
+        plan = _measurement_plan(dataset["name"], dataset["labeled"], eval_dataset, fraction, few_shot, int(seed),
+                                 folds)
     except TrainingError as error:  # a setting the form's own check below names
         plan = {"measured": False, "text": str(error)}
     (st.caption if plan["measured"] else st.info)(f"What this run measures: {plan['text']}")
@@ -324,7 +335,7 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                            learning_rate=lr, batch_size=batch, max_length=max_length, doc_stride=doc_stride,
                            seed=seed, device=device, precision=precision, max_steps=max_steps, eval_every=eval_every,
                            patience=patience, validation_fraction=fraction, few_shot=few_shot,
-                           freeze_word_embeddings=freeze, label_examples=label_examples)
+                           freeze_word_embeddings=freeze, label_examples=label_examples, cross_validation=folds)
     except TrainingError as error:
         st.error(f"Cannot train with these settings: {error}")
         return None

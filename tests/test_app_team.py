@@ -182,9 +182,12 @@ def test_train_page_says_before_the_run_what_it_will_measure(spanlab_home):
     at = open_page("train")
     at.selectbox(key="train_dataset").set_value(few["id"]).run()
     assert not any("Hold out" in option for option in at.selectbox(key="train_eval_dataset").options)
+    told = " ".join(caption.value for caption in at.caption)
+    assert f"all {few['labeled']} labeled rows train and none is held out (the few-shot recipe" in told
+    assert "Afterwards a 5-fold cross-validation estimates them" in told
+    at.number_input(key="train_cross_validation").set_value(0).run()  # no estimate: says nothing is measured
     told = " ".join(message.value for message in at.info)
-    assert f"Nothing will be measured: all {few['labeled']} labeled rows train and none is held out (the few-shot " \
-           "recipe" in told
+    assert f"Nothing will be measured: all {few['labeled']} labeled rows train and none is held out" in told
     at.radio(key="train_few_shot").set_value("off")
     at.number_input(key="train_validation_fraction").set_value(0.25).run()
     captions = " ".join(caption.value for caption in at.caption)
@@ -192,3 +195,20 @@ def test_train_page_says_before_the_run_what_it_will_measure(spanlab_home):
     assert "Nothing will be measured" not in " ".join(message.value for message in at.info)
     at.selectbox(key="train_eval_dataset").set_value("checks").run()
     assert "come from the evaluation dataset 'checks' (4 labeled rows)" in " ".join(c.value for c in at.caption)
+
+
+def test_a_run_without_held_out_rows_shows_its_cross_validation_estimate(spanlab_home):
+    two_datasets()
+    run_id = storage.create_run("alpha", "classification", "tiny", {}, created_by="Eve")
+    estimate = {"folds": 5, "rows": 10, "metrics": {"accuracy": 0.8, "macro_f1": 0.75,
+                                                    "confusion_matrix": [[4, 1], [1, 4]], "labels": ["neg", "pos"]}}
+    storage.update_run(run_id, status="completed", metrics={"stopped": "finished", "cross_validation": estimate})
+    at = open_page("runs")
+    assert "5-fold cross-validation estimate: each of the 10 labeled rows" in " ".join(c.value for c in at.caption)
+    assert [(m.label, m.value) for m in at.metric][:2] == [("accuracy", "0.800"), ("macro-F1", "0.750")]
+    assert at.dataframe[0].value["best metric"].tolist() == ["macro-F1 0.750 (5-fold estimate)"]
+    at = open_page("train")
+    at.session_state["train_run_id"] = run_id
+    at.run()
+    assert [(m.label, m.value) for m in at.metric][:2] == [("accuracy (estimate)", "0.800"),
+                                                           ("macro-F1 (estimate)", "0.750")]

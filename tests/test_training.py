@@ -188,3 +188,28 @@ def test_measurement_plan_says_what_a_run_will_measure_before_it_starts(spanlab_
     assert not plan["measured"] and "none is held out (the validation fraction is 0)" in plan["text"]
     plan = measurement_plan(TrainConfig(dataset="missing"))
     assert not plan["measured"] and plan["text"].startswith("This run cannot start yet: no dataset 'missing'")
+
+
+def test_few_shot_run_gets_a_cross_validation_estimate_of_its_scores(spanlab_home, tiny_model_dir):
+    from core.training import fold_rows, measurement_plan
+    storage.create_dataset("few", "classification", sentiment_rows(5))
+    cfg = TrainConfig(dataset="few", model=str(tiny_model_dir), learning_rate=2e-3, batch_size=4, max_steps=4,
+                      device="cpu")
+    plan = measurement_plan(cfg)
+    assert plan["measured"] and "a 5-fold cross-validation estimates them" in plan["text"]
+    run = train_and_get(cfg)
+    assert run["status"] == "completed", run["error"]
+    estimate = run["metrics"]["cross_validation"]
+    assert (estimate["folds"], estimate["rows"]) == (5, 10)
+    assert 0 <= estimate["metrics"]["accuracy"] <= 1 and "macro_f1" in estimate["metrics"]
+    assert sum(map(sum, estimate["metrics"]["confusion_matrix"])) == 10  # every row scored once, by a model
+    assert run["best_metric"] is None  # that did not train on it; the run itself held nothing out
+
+    rows = [{"id": i, "label": "ab"[i % 2]} for i in range(10)]
+    folds = fold_rows(rows, 5, seed=1)
+    assert sorted(r["id"] for fold in folds for r in fold) == list(range(10))
+    assert all(sorted(r["label"] for r in fold) == ["a", "b"] for fold in folds)  # stratified
+    qa = [{"id": i, "context": f"c{i // 3}"} for i in range(9)]
+    assert all(len({r["context"] for r in fold}) == 1 for fold in fold_rows(qa, 3, seed=1))  # contexts kept whole
+    assert not train_and_get(TrainConfig(dataset="few", model=str(tiny_model_dir), batch_size=4, max_steps=2,
+                                         device="cpu", cross_validation=0))["metrics"].get("cross_validation")
