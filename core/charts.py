@@ -305,6 +305,12 @@ def progress_info(run: dict) -> dict:
         text = "waiting for the run before it to finish"
     elif not total:
         text = "preparing data and loading the model…"
+    elif (run.get("metrics") or {}).get("cross_validation_fold"):  # training done, the estimate is being made
+        fold, folds = run["metrics"]["cross_validation_fold"]
+        text = f"trained; estimating its scores: cross-validation model {fold} of {folds}"
+        remaining = None
+        if elapsed is not None:
+            text += f" · {format_duration(elapsed)} elapsed"
     else:
         text = f"step {step} of {total}"
         if elapsed is not None:

@@ -298,9 +298,10 @@ def cross_validate(run_id: int, cfg: TrainConfig, cancel: threading.Event | None
     cancel = cancel or threading.Event()
     parts = fold_rows(prepared.train, folds, cfg.seed)
     results = []
-    for held in parts:
+    for number, held in enumerate(parts, start=1):
         if cancel.is_set():
             return {"error": "cancelled before the estimate was complete"}
+        storage.update_run(run_id, metrics={"cross_validation_fold": [number, len(parts)]})  # progress, replaced at the end
         kept = [row for part in parts if part is not held for row in part]
         fold_cfg = TrainConfig.from_params({**cfg.to_params()})
         result = _train(run_id, fold_cfg, cancel, None, fold=(kept, held))

@@ -116,6 +116,13 @@ def test_run_label_and_runs_table():
     assert list(charts.runs_table([]).columns) == list(table.columns)
 
 
+def test_progress_says_when_the_cross_validation_estimate_is_being_made():
+    info = charts.progress_info({"status": "running", "step": 40, "total_steps": 40, "duration_s": 65.0,
+                                 "metrics": {"cross_validation_fold": [2, 5]}})
+    assert info["text"] == "trained; estimating its scores: cross-validation model 2 of 5 · 1:05 elapsed"
+    assert info["fraction"] == 1.0 and info["remaining_s"] is None
+
+
 def test_runs_table_shows_what_actually_ran_and_why_it_stopped():
     stopped_early = run_row(step=30, total_steps=1200, status="completed",
                             metrics={"steps_run": 30, "epochs_run": 0.75, "epochs_planned": 38.0,
