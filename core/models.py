@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import threading
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,16 +241,24 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
     return device, precision
 
 
+_WARM_UP_LOCK = threading.Lock()
+
+
 def warm_up() -> None:
     """Import what training and prediction need (torch, transformers and its model classes, the tokenizers), so a
-    server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread."""
-    import torch  # noqa: F401
-    import transformers
-    from core import inference, training  # noqa: F401
-    from core import tasks
-    for task in tasks.ALL:
-        getattr(transformers, task.auto_model)
-    transformers.AutoTokenizer  # noqa: B018
+    server's first run starts training at once instead of spending seconds on imports. Safe to call in a thread, and
+    training calls it first: transformers' lazy names are not safe to resolve from two threads at once (a run that
+    started while the app's background warm-up was importing failed with "cannot import name
+    'get_linear_schedule_with_warmup'"), so a second caller waits for the first to finish."""
+    with _WARM_UP_LOCK:
+        import torch  # noqa: F401
+        import transformers
+        from core import inference, training  # noqa: F401
+        from core import tasks
+        for task in tasks.ALL:
+            getattr(transformers, task.auto_model)
+        for name in ("AutoTokenizer", "AutoConfig", "get_linear_schedule_with_warmup", "set_seed"):
+            getattr(transformers, name)
 
 
 def prefetch(ref: str) -> None:

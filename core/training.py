@@ -513,6 +513,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress,
     """Train the run. With ``fold`` (training rows, held-out rows) train a cross-validation model instead: the
     same recipe on those training rows, nothing recorded on the run, scored on the held-out rows only at the end
     (returns {"metrics", "cancelled"})."""
+    models.warm_up()  # waits for the app's background import of the same libraries (see warm_up)
     import torch
     from transformers import get_linear_schedule_with_warmup, set_seed
 

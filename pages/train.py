@@ -240,7 +240,7 @@ def _model_picker() -> str | None:
     return ref
 
 
-NO_EVAL_DATASET = "None: this dataset's validation split or a held-out part, if any (see below)"
+NO_EVAL_DATASET = "None (see below what is measured)"
 
 
 def _eval_choice(dataset: dict, datasets: list[dict]) -> str | None:
