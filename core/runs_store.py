@@ -184,7 +184,8 @@ def rename_label(ref: int | str, old: str, new: str, person: str | None = None) 
     with writing() as session:
         dataset = _labeled_dataset(session, ref)
         if old_name not in dataset.labels:
-            raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} (labels: {quoted(dataset.labels) or 'none'})")
+            raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} "
+                                   f"(labels: {quoted(dataset.labels) or 'none'})")
         if new_name is None:
             raise InvalidEditError(f"renaming {old_name!r}: the new name is empty")
         if new_name == old_name:

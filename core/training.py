@@ -106,7 +106,8 @@ class TrainConfig:
                                            "this run on all rows but one k-th and scored on that k-th; 0 = no "
                                            f"estimate; empty = {CV_FOLDS} folds for few-shot runs (up to "
                                            f"{CV_MAX_ROWS} labeled rows), none otherwise",
-                                           kind=int, minimum=0, maximum=20, optional=True, flags=("--cv-folds", "--cross-validation"))
+                                           kind=int, minimum=0, maximum=20, optional=True,
+                                           flags=("--cv-folds", "--cross-validation"))
     max_answer_length: int = setting(30, "QA: the longest answer in tokens", kind=int, minimum=1, maximum=10_000)
     null_score_threshold: float = setting(0.0, "QA (SQuAD 2.0 data): how much more likely 'no answer' must be than "
                                           "the best answer", kind=float)
@@ -301,7 +302,8 @@ def cross_validate(run_id: int, cfg: TrainConfig, cancel: threading.Event | None
     for number, held in enumerate(parts, start=1):
         if cancel.is_set():
             return {"error": "cancelled before the estimate was complete"}
-        storage.update_run(run_id, metrics={"cross_validation_fold": [number, len(parts)]})  # progress, replaced at the end
+        # progress for the Train page (charts.progress_info); the final metrics replace it
+        storage.update_run(run_id, metrics={"cross_validation_fold": [number, len(parts)]})
         kept = [row for part in parts if part is not held for row in part]
         fold_cfg = TrainConfig.from_params({**cfg.to_params()})
         result = _train(run_id, fold_cfg, cancel, None, fold=(kept, held))

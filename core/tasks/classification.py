@@ -134,7 +134,8 @@ class Classification(Task):
     def check_edit(self, example, value, labels: list[str]):
         label = optional_str(value)
         if label is not None and label not in labels:
-            raise TaskDataError(f"unknown label {label!r} (labels: {quoted(labels) or 'none yet'}): add the label first")
+            raise TaskDataError(f"unknown label {label!r} (labels: {quoted(labels) or 'none yet'}): "
+                                "add the label first")
         return label
 
     def relabel(self, value, old: str, new: str):
