@@ -13,6 +13,7 @@ import streamlit as st
 from core import charts, fewshot, models, storage, tasks
 from core.highlight import escape_text
 from core.training import TrainConfig, TrainingError
+from pages.choices import kept
 from pages.common import get_runner, prefetch_model
 from pages.identity import current_user
 from pages.notices import WATCHING_KEY
@@ -203,13 +204,13 @@ def _monitor(runner) -> None:
 
 def _model_picker() -> str | None:
     """The model reference the user chose (None until one is typed), with availability and licence shown."""
-    choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, key="train_model_choice",
+    choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, **kept("train_model_choice"),
                           help="SpanBERT is the default. The built-in MiniLM works without any network.")
     if choice == LOCAL_CHOICE:
-        ref = st.text_input("Model folder", key="train_model_folder", placeholder="/path/to/saved-model",
+        ref = st.text_input("Model folder", **kept("train_model_folder"), placeholder="/path/to/saved-model",
                             help="A folder saved with save_pretrained: config.json + weights (+ tokenizer).").strip()
     elif choice == HUB_CHOICE:
-        ref = st.text_input("Hugging Face model id", key="train_model_hub", placeholder="bert-base-cased",
+        ref = st.text_input("Hugging Face model id", **kept("train_model_hub"), placeholder="bert-base-cased",
                             help="Any encoder on the Hub, e.g. bert-base-cased or roberta-base.").strip()
     else:
         ref = choice
@@ -245,7 +246,7 @@ NO_EVAL_DATASET = "None (see below what is measured)"
 
 def _eval_choice(dataset: dict, datasets: list[dict]) -> str | None:
     same_task = [d["name"] for d in datasets if d["task"] == dataset["task"]]
-    return st.selectbox("Evaluation dataset", [None, *same_task], key="train_eval_dataset",
+    return st.selectbox("Evaluation dataset", [None, *same_task], **kept("train_eval_dataset"),
                         format_func=lambda name: NO_EVAL_DATASET if name is None else name,
                         help="Scores come from here. Without one: the dataset's own validation split, else a "
                              "held-out share of its labeled rows when there are enough; the line below the "
@@ -350,7 +351,8 @@ def _new_run_form(runner) -> None:
     by_id = {d["id"]: d for d in datasets}
     # Keyed by dataset id, shown by a text nobody else changes (name and task): the browser keeps a choice only
     # while its text is still among the options, so counts that change when someone labels stay out of it.
-    dataset_id = st.selectbox("Dataset", list(by_id), key="train_dataset", format_func=lambda i: _dataset_title(by_id[i]),
+    dataset_id = st.selectbox("Dataset", list(by_id), **kept("train_dataset"),
+                              format_func=lambda i: _dataset_title(by_id[i]),
                               help="What the model learns from. Only labeled rows are used.")
     dataset = by_id[dataset_id]
     st.caption(f"{dataset['labeled']} of {dataset['rows']} rows labeled.")

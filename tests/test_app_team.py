@@ -45,6 +45,10 @@ def test_train_page_keeps_the_chosen_dataset_when_someone_labels_a_row(spanlab_h
     assert box.value == beta["id"]
     at.selectbox(key="train_dataset").set_value(shown).run()  # what the browser sends back: still beta
     assert at.selectbox(key="train_dataset").value == beta["id"]
+    at.switch_page("pages/runs.py").run()  # a visit to another page used to reset it to the first dataset
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="train_dataset").value == beta["id"]
     assert "1 of 2 rows labeled" in " ".join(c.value for c in at.caption)
 
 
