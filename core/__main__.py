@@ -4,7 +4,7 @@
     python -m core datasets | export NAME --format csv --out F | delete-dataset NAME
     python -m core train --dataset NAME --model builtin-minilm [--epochs ... --device cuda] [--json]
     python -m core evaluate RUN --dataset NAME | predict RUN --text T | predict RUN --question Q --context C
-    python -m core runs | runs show RUN | runs delete RUN | models
+    python -m core runs | runs show RUN | runs delete RUN | models | activity
 
 With --json the last line of stdout is one JSON object; user mistakes go to stderr with exit code 2 and no traceback.
 Imports, runs and deletions are recorded as done by $SPANLAB_USER (default: the login name).
@@ -252,6 +252,14 @@ def _best(run: dict) -> str:
     return f"{run.get('best_metric_name') or 'metric'}={run['best_metric']:.4g}"
 
 
+def cmd_activity(args) -> dict:
+    from core import storage
+    lines = storage.activity(limit=args.limit)
+    text = [f"{line['created_at']:%Y-%m-%d %H:%M}  {line['person']:<20} {line['action']} {line['subject']}"
+            for line in lines]
+    return {"activity": lines, "_text": "\n".join(text) or "no activity yet"}
+
+
 def _run_id(value) -> int:
     if value is None or not str(value).isdigit():
         raise UserError("give a run id, e.g. `runs show 3` (see `python -m core runs`)")
@@ -307,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto = fp32, except QA models where this machine runs bf16 natively (close calls "
                         "re-checked in fp32)")
+
+    p = add("activity", cmd_activity, "who imported, deleted, started and cancelled what, newest first")
+    p.add_argument("--limit", type=int, default=50)
 
     p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs delete RUN")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "cancel"])

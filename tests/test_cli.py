@@ -284,6 +284,9 @@ def test_listings_json_has_no_internal_keys_and_runs_without_metrics_read_plainl
     assert "=-" not in line and "no metrics" in line and line.endswith("by Bea")
     code, out, _ = cli(capsys, "runs")
     assert "_text" not in out and out["runs"][0]["created_by"] == "Bea"
+    assert main(["activity"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[2:4] for line in lines] == [["Bea", "started"], ["Ann", "imported"]]
 
 
 def test_deleting_a_dataset_an_active_run_uses_is_refused(spanlab_home, tmp_path, capsys):
