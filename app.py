@@ -7,7 +7,7 @@ in demo mode, every page otherwise (README: "Running SpanLab for a team").
 """
 import streamlit as st
 
-from pages import auth
+from pages import auth, identity, notices
 
 st.set_page_config(page_title="SpanLab", page_icon="🧪", layout="wide")
 
@@ -15,5 +15,10 @@ access = auth.gate()  # stops here with the sign-in page until this tab may use 
 navigation = auth.navigation(access)  # in demo mode only the Demo page, whatever the address asks for
 with st.sidebar:
     st.caption("SpanLab · fine-tune SpanBERT on your own labeled text")
-    auth.account_box(access)
+    if access.user is not None:
+        auth.account_box(access)  # signed in: that name is the identity
+    elif access.demo_runs is None:
+        identity.sidebar()  # sign-in off: the name typed here
+if access.demo_runs is None:
+    notices.announce_run_end()  # this tab's run ended: say how, on whatever page it is
 navigation.run()

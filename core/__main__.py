@@ -4,12 +4,13 @@
     python -m core datasets | export NAME --format csv --out F | delete-dataset NAME
     python -m core train --dataset NAME --model builtin-minilm [--epochs ... --device cuda] [--json]
     python -m core evaluate RUN --dataset NAME | predict RUN --text T | predict RUN --question Q --context C
-    python -m core runs | runs show RUN | runs cancel RUN | runs delete RUN | models
+    python -m core runs | runs show RUN | runs cancel RUN | runs delete RUN | models | activity
     python -m core hash-password [--name NAME]     (a line for .streamlit/secrets.toml: README, team sign-in)
 
 With --json the last line of stdout is one JSON object; user mistakes (core.errors.UserError) and trouble with the
 machine (an unusable database, a full disk: core.errors.explain) go to stderr as ``error: ...`` with exit code 2 and no
 traceback. Anything else is a bug: its traceback is shown and the exit code is 1.
+Imports, runs and deletions are recorded as done by $SPANLAB_USER (default: the login name).
 """
 from __future__ import annotations
 
@@ -61,11 +62,23 @@ def _fail(args, message: str, problems=None) -> None:
 
 
 def _emit(args, result: dict) -> None:
+    text = result.pop("_text", None) if isinstance(result, dict) else None  # the human-readable form only
     if args.json:
         print(json.dumps(result, default=str))
         return
-    text = result.pop("_text", None) if isinstance(result, dict) else None
     print(text if text is not None else json.dumps(result, indent=2, default=str))
+
+
+def _person() -> str:
+    """Who runs this command: $SPANLAB_USER, else the login name, else "unknown"."""
+    import getpass
+    name = os.environ.get("SPANLAB_USER", "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (some containers)
+        return "unknown"
 
 
 # ---------------------------------------------------------------- commands
@@ -83,7 +96,8 @@ def cmd_import(args) -> dict:
         error.problems = result.problems
         raise error
     name = args.name or path.stem
-    info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name)
+    info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name,
+                                  created_by=_person())
     return {"dataset": info["name"], "rows": len(result.rows), "labels": info["labels"],
             "mapping": result.mapping, "warnings": [str(w) for w in result.warnings]}
 
@@ -149,7 +163,7 @@ def _write_output(path: Path, data: bytes) -> None:
 
 def cmd_delete_dataset(args) -> dict:
     from core import storage
-    storage.delete_dataset(args.name)
+    storage.delete_dataset(args.name, by=_person())
     return {"deleted": args.name}
 
 
@@ -191,7 +205,8 @@ def cmd_train(args) -> dict:
     info = storage.get_dataset(cfg.dataset)
     if cfg.eval_dataset:
         storage.get_dataset(cfg.eval_dataset)
-    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset)
+    run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(), eval_dataset=cfg.eval_dataset,
+                                created_by=_person())
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a killed CLI run is recorded as interrupted
     bar = _progress_bar(args)
     try:
@@ -266,21 +281,35 @@ def cmd_runs(args) -> dict:
                   for name, group in frame.groupby("name")} if len(frame) else {}
         return {"run": run, "curves": curves}
     if args.action == "delete":  # a queued or running run is refused: cancel it first
-        storage.delete_run(_run_id(args.run_id))
+        storage.delete_run(_run_id(args.run_id), by=_person())
         return {"deleted": _run_id(args.run_id)}
     if args.action == "cancel":
         run = storage.get_run(_run_id(args.run_id))
-        if not storage.request_cancel(run["id"]):
+        if not storage.request_cancel(run["id"], by=_person()):
             raise UserError(f"run {run['id']} is {storage.get_run(run['id'])['status']}: only a queued or running "
                             "run can be cancelled")
         return {"cancel_requested": run["id"],
                 "_text": f"run {run['id']}: cancel requested; it stops within a few seconds (keeping its best "
                          "checkpoint so far)"}
     runs = storage.list_runs(dataset=args.dataset)
-    lines = [f"#{r['id']:<4} {r['status']:<11} {r['dataset_name'] or '-':<24} {r['model']:<32} "
-             f"{(r['best_metric_name'] or '')}={r['best_metric'] if r['best_metric'] is not None else '-'}"
-             for r in runs]
+    lines = [f"#{r['id']:<4} {r['status']:<11} {r['dataset_name'] or '-':<24} {r['model']:<32} {_best(r):<22} "
+             f"by {r['created_by']}" for r in runs]
     return {"runs": runs, "_text": "\n".join(lines) or "no runs yet: python -m core train --dataset NAME"}
+
+
+def _best(run: dict) -> str:
+    """'eval/accuracy=0.875', or 'no metrics' for a run without any."""
+    if run.get("best_metric") is None:
+        return "no metrics"
+    return f"{run.get('best_metric_name') or 'metric'}={run['best_metric']:.4g}"
+
+
+def cmd_activity(args) -> dict:
+    from core import storage
+    lines = storage.activity(limit=args.limit)
+    text = [f"{line['created_at']:%Y-%m-%d %H:%M}  {line['person']:<20} {line['action']} {line['subject']}"
+            for line in lines]
+    return {"activity": lines, "_text": "\n".join(text) or "no activity yet"}
 
 
 def _run_id(value) -> int:
@@ -340,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto = fp32, except QA models where this machine runs bf16 natively (close calls "
                         "re-checked in fp32)")
+
+    p = add("activity", cmd_activity, "who imported, deleted, started and cancelled what, newest first")
+    p.add_argument("--limit", type=int, default=50)
 
     p = add("runs", cmd_runs, "run history: runs | runs show RUN | runs cancel RUN | runs delete RUN (a finished run)")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete", "cancel"])

@@ -188,7 +188,8 @@ def grid_changes(original: pd.DataFrame, edited: pd.DataFrame) -> list[tuple[dic
     return changes
 
 
-def apply_grid_edits(original: pd.DataFrame, edited: pd.DataFrame, actor: str = "user") -> GridSaveResult:
+def apply_grid_edits(original: pd.DataFrame, edited: pd.DataFrame, actor: str = "user",
+                     person: str | None = None) -> GridSaveResult:
     """Save every changed label with ``storage.set_label`` at the version the user saw in ``original``.
 
     A row changed elsewhere since (StaleEditError) or an edit storage refuses (InvalidEditError, NotFoundError) is
@@ -199,7 +200,7 @@ def apply_grid_edits(original: pd.DataFrame, edited: pd.DataFrame, actor: str = 
         name = f"Row {int(row['position']) + 1} ('{shorten(row.get('text'), 40)}')" if "position" in row \
             else f"Example {row['id']}"
         try:
-            storage.set_label(int(row["id"]), label, int(row["version"]), actor=actor)
+            storage.set_label(int(row["id"]), label, int(row["version"]), actor=actor, person=person)
             saved += 1
         except storage.StaleEditError:
             refused.append(f"{name} was changed elsewhere (another tab or person) since you loaded the grid, so your "
@@ -263,6 +264,11 @@ def answer_hint(context: str, answer: str) -> str | None:
 
 
 def _shown(value: Any, field: str) -> str:
+    if isinstance(value, list):  # entity spans: how many, of which types (never a raw list)
+        if not value:
+            return "no entities"
+        types = ", ".join(dict.fromkeys(str(span.get("label")) for span in value if isinstance(span, dict)))
+        return f"{len(value)} entit{'y' if len(value) == 1 else 'ies'}" + (f" ({types})" if types else "")
     if field == "answer" and isinstance(value, dict):
         text = value.get("answer_text")
         if text is None:
@@ -271,22 +277,35 @@ def _shown(value: Any, field: str) -> str:
     return NONE_SHOWN if value is None else f"'{value}'"
 
 
+def undo_button_text(pending: dict | None) -> str:
+    """The Undo button's text for ``storage.last_undoable(dataset, person)``: what a click reverts."""
+    if pending is None:
+        return "↶ Nothing of yours to undo"
+    count = pending.get("count", 1)
+    if count > 1:
+        return f"↶ Undo your {'rename' if pending.get('actor') == 'rename' else 'bulk change'} of {count} rows"
+    return (f"↶ Undo your row {int(pending['position']) + 1} change: {_shown(pending['replaced'], pending['field'])} → "
+            f"{_shown(pending['restored'], pending['field'])}")
+
+
 def describe_undo(undone: dict | None, examples: Iterable[dict]) -> str:
     """Sentence for the result of ``storage.undo_last``."""
     if undone is None:
-        return "Nothing to undo."
+        return "Nothing of yours to undo: undo reverts only your own changes."
     by_id = {example["id"]: example for example in examples}
     example = by_id.get(undone["example_id"])
     where = row_name(example) if example else f"example {undone['example_id']}"
-    what = "label" if undone["field"] == "label" else "answer"
+    what = {"label": "label", "answer": "answer", "spans": "entities"}.get(undone["field"], undone["field"])
     count = undone.get("count", 1)
     if count > 1:
-        return f"Undone: {count} rows changed together (bulk or rename) are back to their previous {what}s."
-    return f"Undone: {where} {what} is back to {_shown(undone['restored'], undone['field'])}."
+        return (f"Undone: {count} rows changed together (bulk or rename) are back to their previous "
+                f"{what if what.endswith('s') else what + 's'}.")
+    verb = "are" if what.endswith("s") else "is"
+    return f"Undone: {where} {what} {verb} back to {_shown(undone['restored'], undone['field'])}."
 
 
 def history_frame(events: Sequence[dict]) -> pd.DataFrame:
-    """``storage.label_history`` as a small table: when, row, change, by whom."""
+    """``storage.label_history`` as a small table: when, row, change, who, how (by hand, bulk, rename, ...)."""
     rows = []
     for event in events:
         when = event["created_at"]
@@ -294,14 +313,20 @@ def history_frame(events: Sequence[dict]) -> pd.DataFrame:
             "when": when.astimezone().strftime("%H:%M:%S") if hasattr(when, "astimezone") else str(when),
             "row": int(event["position"]) + 1,
             "change": f"{_shown(event['old_value'], event['field'])} → {_shown(event['new_value'], event['field'])}",
-            "by": event["actor"] + (" (undone)" if event["undone"] and event["actor"] != "undo" else ""),
+            "who": event.get("person") or storage.UNKNOWN_PERSON,
+            "how": HOW.get(event["actor"], event["actor"]) + (" (undone)" if event["undone"] and event["actor"] != "undo"
+                                                              else ""),
         })
-    return pd.DataFrame(rows, columns=["when", "row", "change", "by"])
+    return pd.DataFrame(rows, columns=["when", "row", "change", "who", "how"])
+
+
+HOW = {"user": "by hand", "suggestion": "accepted suggestion", "bulk": "bulk", "rename": "label rename",
+       "undo": "undo"}
 
 
 __all__ = [
     "GridSaveResult", "ORDERS", "ORDER_IMPORT", "ORDER_LEAST_CONFIDENT", "Occurrence", "answer_hint",
-    "apply_grid_edits", "attach_suggestions", "describe_undo", "filter_examples", "find_occurrences",
+    "apply_grid_edits", "attach_suggestions", "describe_undo", "undo_button_text", "filter_examples", "find_occurrences",
     "first_to_show", "grid_changes", "history_frame", "is_labeled", "least_confident_first", "next_unlabeled",
     "order_examples", "progress", "progress_text", "row_name", "shorten", "step",
 ]

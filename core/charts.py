@@ -179,6 +179,63 @@ def run_label(run: dict) -> str:
     return " · ".join(parts)
 
 
+def cv_estimate(run: dict) -> dict | None:
+    """A run's cross-validation estimate ({folds, rows, metrics}) when it has one (see training.cross_validate)."""
+    estimate = (run.get("metrics") or {}).get("cross_validation")
+    return estimate if isinstance(estimate, dict) and estimate.get("metrics") else None
+
+
+def cv_title(estimate: dict) -> str:
+    return (f"{estimate['folds']}-fold cross-validation estimate: each of the {estimate['rows']} labeled rows scored "
+            "by a model trained the same way without it")
+
+
+STOP_REASONS = {"early_stopped": "early stop (no improvement)", "max_steps": "max steps reached",
+                "cancelled": "cancelled", "finished": "all epochs done"}
+
+
+def stop_reason(run: dict) -> str:
+    """Why a run ended, in words ('' while it is active)."""
+    status = run.get("status")
+    if status in ("queued", "running"):
+        return ""
+    if status in ("failed", "interrupted"):
+        return status
+    stopped = (run.get("metrics") or {}).get("stopped")
+    return STOP_REASONS.get(stopped, "cancelled" if status == "cancelled" else stopped or "")
+
+
+def _steps_run(run: dict) -> str:
+    """'30 of 120': optimizer steps done of those planned (the planned count is known once training started)."""
+    step, total = run.get("step") or 0, run.get("total_steps") or 0
+    return f"{step} of {total}" if total else str(step)
+
+
+def epochs_run(run: dict) -> str:
+    """Epochs actually trained of those planned ('0.8 of 38'); older runs recorded only the plan ('38 planned')."""
+    metrics, params = run.get("metrics") or {}, run.get("params") or {}
+    if isinstance(metrics.get("epochs_run"), (int, float)):
+        planned = metrics.get("epochs_planned")
+        return f"{metrics['epochs_run']:g}" + (f" of {planned:g}" if isinstance(planned, (int, float)) else "")
+    if isinstance(params.get("epochs"), (int, float)):
+        return f"{params['epochs']:g} planned"
+    return "auto"
+
+
+def _cv_metric(run: dict) -> str:
+    estimate = cv_estimate(run)
+    if not estimate:
+        return ""
+    shown = headline_metrics(run.get("task"), estimate["metrics"])
+    return f"{shown[-1][0]} {shown[-1][1]} ({estimate['folds']}-fold estimate)" if shown else ""
+
+
+def run_choice_title(run: dict) -> str:
+    """'#12 reviews · SpanBERT/spanbert-base-cased': a run's text in selectors that also list active runs. It never
+    changes while the run trains (a browser keeps a choice only while its text is still among the options)."""
+    return f"#{run['id']} {run.get('dataset_name') or '(deleted dataset)'} · {model_short_name(run.get('model'))}"
+
+
 def _param(params: dict, key: str):
     value = params.get(key)
     return "auto" if value is None else value
@@ -195,17 +252,21 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
             "dataset": run.get("dataset_name") or "",
             "task": run.get("task") or "",
             "model": model_short_name(run.get("model")),
-            "epochs": f"{params['epochs']:g}" if isinstance(params.get("epochs"), (int, float)) else "auto",
+            "steps": _steps_run(run),
+            "epochs": epochs_run(run),
+            "stopped": stop_reason(run),
             "lr": (f"{params['learning_rate']:.1e}" if isinstance(params.get("learning_rate"), (int, float))
                    else "auto"),
             "batch": str(_param(params, "batch_size")),
             "status": run.get("status") or "",
-            "best metric": format_metric(run.get("best_metric_name"), run.get("best_metric"), run.get("task")),
+            "best metric": format_metric(run.get("best_metric_name"), run.get("best_metric"), run.get("task"))
+                           or _cv_metric(run),
             "duration": format_duration(run.get("duration_s")),
             "when": created.strftime("%Y-%m-%d %H:%M") if created is not None else "",
+            "started by": run.get("created_by") or "unknown",
         })
-    columns = ["id", "dataset", "task", "model", "epochs", "lr", "batch", "status", "best metric", "duration",
-               "when"]
+    columns = ["id", "dataset", "task", "model", "steps", "epochs", "stopped", "lr", "batch", "status", "best metric",
+               "duration", "when", "started by"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -244,6 +305,12 @@ def progress_info(run: dict) -> dict:
         text = "waiting for the run before it to finish"
     elif not total:
         text = "preparing data and loading the model…"
+    elif (run.get("metrics") or {}).get("cross_validation_fold"):  # training done, the estimate is being made
+        fold, folds = run["metrics"]["cross_validation_fold"]
+        text = f"trained; estimating its scores: cross-validation model {fold} of {folds}"
+        remaining = None
+        if elapsed is not None:
+            text += f" · {format_duration(elapsed)} elapsed"
     else:
         text = f"step {step} of {total}"
         if elapsed is not None:

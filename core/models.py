@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import threading
 import socket
 import threading
 from dataclasses import dataclass
@@ -346,7 +347,8 @@ def warm_up() -> None:
         from core import tasks
         for task in tasks.ALL:
             getattr(transformers, task.auto_model)
-        transformers.AutoTokenizer  # noqa: B018
+        for name in ("AutoTokenizer", "AutoConfig", "get_linear_schedule_with_warmup", "set_seed"):
+            getattr(transformers, name)
 
 
 def prefetch(ref: str) -> None:

@@ -23,12 +23,12 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self.active_run: int | None = None
 
-    def submit(self, cfg: TrainConfig) -> int:
-        """Record a queued run and schedule it; returns the run id at once."""
+    def submit(self, cfg: TrainConfig, created_by: str | None = None) -> int:
+        """Record a queued run (started by ``created_by``) and schedule it; returns the run id at once."""
         info = storage.get_dataset(cfg.dataset)
         check_for_model(cfg)
         run_id = storage.create_run(cfg.dataset, info["task"], cfg.model, cfg.to_params(),
-                                    eval_dataset=cfg.eval_dataset)
+                                    eval_dataset=cfg.eval_dataset, created_by=created_by)
         with self._lock:
             self._cancel[run_id] = threading.Event()
             self._queue.put(run_id)
@@ -37,14 +37,15 @@ class JobRunner:
                 self._thread.start()
         return run_id
 
-    def cancel(self, run_id: int) -> bool:
-        """Ask a queued or running run to stop (a running one stops within one optimizer step). A run another
-        process trains (a CLI ``train``, another app) is asked through the database and stops at its worker's next
-        heartbeat. False when the run is not queued or running."""
+    def cancel(self, run_id: int, by: str | None = None) -> bool:
+        """Ask a queued or running run to stop (a running one stops within one optimizer step); ``by`` (who asked)
+        is recorded on the run. A run another process trains (a CLI ``train``, another app) is asked through the
+        database and stops at its worker's next heartbeat. False when the run is not queued or running."""
         with self._lock:
             event = self._cancel.get(run_id)
         if event is None:
-            return storage.request_cancel(run_id)
+            return storage.request_cancel(run_id, by)
+        storage.record_cancel(run_id, by)
         event.set()
         return True
 

@@ -26,10 +26,11 @@ from sqlalchemy.orm import Session
 
 from core import tasks
 from core.config import runs_dir
-from core.storage import (TASKS, Dataset, DuplicateNameError, Example, InvalidEditError, LabelEvent, MetricPoint,
-                          NotFoundError, Run, StaleEditError, StorageError, find_dataset, reading, utcnow, writing)
+from core.storage import (TASKS, UNKNOWN_PERSON, Dataset, DuplicateNameError, Example, InvalidEditError, LabelEvent,
+                          MetricPoint, NotFoundError, Run, StaleEditError, StorageError, find_dataset, log_activity,
+                          person_name, reading, utcnow, writing)
 from core.storage import _checked_name
-from core.tasks.base import TaskDataError, optional_str
+from core.tasks.base import TaskDataError, optional_str, quoted
 
 log = logging.getLogger(__name__)
 _IN_CHUNK = 900  # ids per "IN (...)" clause, below every SQLite variable limit
@@ -70,7 +71,8 @@ def _plural(field: str) -> str:
     return field if field.endswith("s") else field + "s"
 
 
-def _apply(session: Session, example: Example, dataset: Dataset, value: Any, actor: str, undone: bool = False) -> Any:
+def _apply(session: Session, example: Example, dataset: Dataset, value: Any, actor: str, undone: bool = False,
+           person: str | None = None) -> Any:
     """Set the task's edited field to ``value``, bump the version and log the event; returns the old value."""
     task = _task_of(dataset)
     old = task.edit_value(example)
@@ -79,44 +81,49 @@ def _apply(session: Session, example: Example, dataset: Dataset, value: Any, act
     example.version += 1
     example.updated_at = utcnow()
     session.add(LabelEvent(dataset_id=example.dataset_id, example_id=example.id, actor=actor, field=task.edit_field,
-                           old_value=old, new_value=value, undone=undone, created_at=example.updated_at))
+                           old_value=old, new_value=value, undone=undone, created_at=example.updated_at,
+                           person=person_name(person)))
     return old
 
 
-def edit_example(example_id: int, field: str, value: Any, expected_version: int, actor: str = "user") -> int:
+def edit_example(example_id: int, field: str, value: Any, expected_version: int, actor: str = "user",
+                 person: str | None = None) -> int:
     """Set an example's label ("label"), answer ("answer") or entity spans ("spans") — the one field its task edits —
     if it is still at ``expected_version``; returns the new version. Setting the value it already has changes
-    nothing and returns the current version."""
+    nothing and returns the current version. ``actor`` says how (by hand, suggestion, ...), ``person`` who."""
     with writing() as session:
         example, dataset = _locked_example(session, example_id)
         _check_version(example, expected_version)
         value = _checked(dataset, example, field, value)
         if _task_of(dataset).edit_value(example) != value:
-            _apply(session, example, dataset, value, actor)
+            _apply(session, example, dataset, value, actor, person=person)
         return example.version
 
 
-def set_label(example_id: int, label: str | None, expected_version: int, actor: str = "user") -> int:
+def set_label(example_id: int, label: str | None, expected_version: int, actor: str = "user",
+              person: str | None = None) -> int:
     """Label one classification example (None clears it) if it is still at ``expected_version``; returns the new
     version."""
-    return edit_example(example_id, "label", label, expected_version, actor)
+    return edit_example(example_id, "label", label, expected_version, actor, person)
 
 
 def set_answer(example_id: int, answer_text: str | None, answer_start: int | None, expected_version: int,
-               actor: str = "user") -> int:
+               actor: str = "user", person: str | None = None) -> int:
     """Set a QA example's answer: "" = unanswerable, None = not answered yet, otherwise the text must sit
     at ``answer_start`` in the context. Returns the new version."""
     return edit_example(example_id, "answer", {"answer_text": answer_text, "answer_start": answer_start},
-                        expected_version, actor)
+                        expected_version, actor, person)
 
 
-def set_spans(example_id: int, spans: list[dict] | None, expected_version: int, actor: str = "user") -> int:
+def set_spans(example_id: int, spans: list[dict] | None, expected_version: int, actor: str = "user",
+              person: str | None = None) -> int:
     """Set an entity example's spans ([{start, end, label}]; [] = no entities, None = not annotated yet); every
     label must be one of the dataset's entity types. Returns the new version."""
-    return edit_example(example_id, "spans", spans, expected_version, actor)
+    return edit_example(example_id, "spans", spans, expected_version, actor, person)
 
 
-def _relabel_rows(session: Session, dataset: Dataset, changes: dict[int, tuple[Any, Any]], actor: str) -> None:
+def _relabel_rows(session: Session, dataset: Dataset, changes: dict[int, tuple[Any, Any]], actor: str,
+                  person: str | None = None) -> None:
     """Write new edit values ({example id: (old, new)}) with plain UPDATE/INSERT statements (no ORM objects), one
     UPDATE per distinct new value, and log one event per example."""
     task = _task_of(dataset)
@@ -132,11 +139,11 @@ def _relabel_rows(session: Session, dataset: Dataset, changes: dict[int, tuple[A
     if changes:
         session.execute(insert(LabelEvent.__table__), [
             {"dataset_id": dataset.id, "example_id": i, "actor": actor, "field": task.edit_field,
-             "old_value": old, "new_value": new, "created_at": now, "undone": False}
+             "old_value": old, "new_value": new, "created_at": now, "undone": False, "person": person_name(person)}
             for i, (old, new) in changes.items()])
 
 
-def set_labels_bulk(example_ids: list[int], label: str | None, actor: str = "bulk") -> int:
+def set_labels_bulk(example_ids: list[int], label: str | None, actor: str = "bulk", person: str | None = None) -> int:
     """Give all these classification examples ``label`` (no version check); returns how many actually changed."""
     wanted = list(dict.fromkeys(example_ids))
     with writing() as session:
@@ -152,7 +159,7 @@ def set_labels_bulk(example_ids: list[int], label: str | None, actor: str = "bul
             dataset = session.get(Dataset, dataset_id)
             label = _checked(dataset, None, "label", label)
             changed = {row.id: (row.label, label) for row in rows if row.dataset_id == dataset_id and row.label != label}
-            _relabel_rows(session, dataset, changed, actor)
+            _relabel_rows(session, dataset, changed, actor, person)
         return sum(1 for row in rows if row.label != label)
 
 
@@ -177,14 +184,15 @@ def add_label(ref: int | str, label: str) -> list[str]:
         return list(dataset.labels)
 
 
-def rename_label(ref: int | str, old: str, new: str) -> int:
+def rename_label(ref: int | str, old: str, new: str, person: str | None = None) -> int:
     """Rename a label everywhere (label set and examples); renaming onto an existing label merges the two.
     Each relabeled example gets an event with actor "rename". Returns how many examples changed."""
     old_name, new_name = optional_str(old), optional_str(new)
     with writing() as session:
         dataset = _labeled_dataset(session, ref)
         if old_name not in dataset.labels:
-            raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} (labels: {dataset.labels})")
+            raise InvalidEditError(f"dataset {dataset.name!r} has no label {old!r} "
+                                   f"(labels: {quoted(dataset.labels) or 'none'})")
         if new_name is None:
             raise InvalidEditError(f"renaming {old_name!r}: the new name is empty")
         _checked_name(new_name, "the new label")
@@ -203,42 +211,94 @@ def rename_label(ref: int | str, old: str, new: str) -> int:
             new_value = task.relabel(old_value, old_name, new_name)
             if new_value != old_value:
                 changes[example.id] = (old_value, new_value)
-        _relabel_rows(session, dataset, changes, "rename")
+        _relabel_rows(session, dataset, changes, "rename", person)
         return len(changes)
 
 
 GROUPED_ACTORS = ("bulk", "rename")  # one user action that changed many rows: undone as one
 
 
-def undo_last(ref: int | str) -> dict | None:
-    """Revert the dataset's most recent edit that is not undone yet; None when there is nothing to undo.
+def _pending_edits(dataset: Dataset, person: str | None):
+    """The dataset's edits not undone yet; only ``person``'s when given (None: everyone's)."""
+    stmt = select(LabelEvent).where(LabelEvent.dataset_id == dataset.id, LabelEvent.undone.is_(False))
+    if person is not None:
+        name = person_name(person)
+        stmt = stmt.where(LabelEvent.person == name) if name else stmt.where(LabelEvent.person.is_(None))
+    return stmt
 
-    A bulk assignment or a rename is one action: all its rows are reverted together. The revert is itself
-    logged (actor "undo", already marked undone so it is never undone in turn). A restored label that has
-    since left the label set is added back. Returns {example_id, field, restored, version, event_id, count}.
+
+def _undo_group(session: Session, dataset: Dataset, person: str | None, lock: bool = False) -> list[LabelEvent]:
+    """The newest pending edit (of ``person`` when given) and, for a bulk assignment or rename, the rest of that one
+    action; newest first. Empty when there is nothing to undo."""
+    pending = _pending_edits(dataset, person)
+    newest = pending.order_by(LabelEvent.id.desc()).limit(1)
+    last = session.scalar(newest.with_for_update() if lock else newest)
+    if last is None:
+        return []
+    if last.actor not in GROUPED_ACTORS:
+        return [last]
+    return list(session.scalars(pending.where(LabelEvent.actor == last.actor, LabelEvent.created_at == last.created_at)
+                                .order_by(LabelEvent.id.desc())).all())
+
+
+def _overwritten(session: Session, event: LabelEvent) -> LabelEvent | None:
+    """A newer edit of the same example, still in place, that replaced ``event``'s value; None when there is none."""
+    return session.scalar(select(LabelEvent).where(LabelEvent.example_id == event.example_id,
+                                                   LabelEvent.id > event.id, LabelEvent.undone.is_(False))
+                          .order_by(LabelEvent.id.desc()).limit(1))
+
+
+def _undo_summary(session: Session, events: list[LabelEvent]) -> dict:
+    last = events[0]
+    position = session.scalar(select(Example.position).where(Example.id == last.example_id))
+    return {"example_id": last.example_id, "position": position, "field": last.field, "restored": last.old_value,
+            "replaced": last.new_value, "actor": last.actor, "person": last.person or UNKNOWN_PERSON,
+            "created_at": last.created_at, "event_id": last.id, "count": len(events)}
+
+
+def last_undoable(ref: int | str, person: str | None = None) -> dict | None:
+    """What undo_last(ref, person) would revert, without reverting it: {example_id, position, field, restored (the
+    value it brings back), replaced (the value it removes), actor, person, created_at, event_id, count}; None when
+    there is nothing to undo."""
+    with reading() as session:
+        dataset = find_dataset(session, ref)
+        events = _undo_group(session, dataset, person)
+        return _undo_summary(session, events) if events else None
+
+
+def undo_last(ref: int | str, person: str | None = None) -> dict | None:
+    """Revert the most recent edit not undone yet — ``person``'s own when given (so one person's undo never touches
+    another's work), anyone's when None; None when there is nothing to undo.
+
+    A bulk assignment or a rename is one action: all its rows are reverted together. An edit that someone else has
+    since overwritten on the same row is not reverted (InvalidEditError names the row and who changed it): undoing it
+    would erase their newer value. The revert is itself logged (actor "undo", by ``person``, already marked undone so
+    it is never undone in turn). A restored label that has since left the label set is added back. Returns
+    last_undoable's dict plus the example's new ``version``.
     """
     with writing() as session:
         dataset = find_dataset(session, ref)
-        pending = select(LabelEvent).where(LabelEvent.dataset_id == dataset.id, LabelEvent.undone.is_(False))
-        last = session.scalar(pending.order_by(LabelEvent.id.desc()).limit(1).with_for_update())
-        if last is None:
+        events = _undo_group(session, dataset, person, lock=True)
+        if not events:
             return None
-        events = [last]
-        if last.actor in GROUPED_ACTORS:
-            events = session.scalars(pending.where(LabelEvent.actor == last.actor,
-                                                   LabelEvent.created_at == last.created_at)
-                                     .order_by(LabelEvent.id.desc())).all()
+        summary = _undo_summary(session, events)
         task = _task_of(dataset)
+        for event in events:
+            newer = _overwritten(session, event)
+            if newer is not None:
+                position = session.scalar(select(Example.position).where(Example.id == event.example_id))
+                raise InvalidEditError(f"row {position + 1} was changed again by {newer.person or UNKNOWN_PERSON} "
+                                       "after your change, so it is not undone (that would erase their newer value): "
+                                       "edit the row directly instead")
         for event in events:
             example, _ = _locked_example(session, event.example_id)
             gone = sorted(task.label_uses(event.old_value) - set(dataset.labels))
             if gone:
                 dataset.labels = [*dataset.labels, *gone]
             event.undone = True
-            _apply(session, example, dataset, event.old_value, "undo", undone=True)
-        example, _ = _locked_example(session, last.example_id)
-        return {"example_id": last.example_id, "field": last.field, "restored": last.old_value,
-                "version": example.version, "event_id": last.id, "count": len(events)}
+            _apply(session, example, dataset, event.old_value, "undo", undone=True, person=person)
+        example, _ = _locked_example(session, summary["example_id"])
+        return {**summary, "version": example.version}
 
 
 def label_history(ref: int | str, limit: int = 50) -> list[dict]:
@@ -249,9 +309,9 @@ def label_history(ref: int | str, limit: int = 50) -> list[dict]:
                                .join(Example, Example.id == LabelEvent.example_id)
                                .where(LabelEvent.dataset_id == dataset.id)
                                .order_by(LabelEvent.id.desc()).limit(limit)).all()
-        return [{"id": e.id, "example_id": e.example_id, "position": position, "actor": e.actor, "field": e.field,
-                 "old_value": e.old_value, "new_value": e.new_value, "created_at": e.created_at,
-                 "undone": e.undone} for e, position in rows]
+        return [{"id": e.id, "example_id": e.example_id, "position": position, "actor": e.actor,
+                 "person": e.person or UNKNOWN_PERSON, "field": e.field, "old_value": e.old_value,
+                 "new_value": e.new_value, "created_at": e.created_at, "undone": e.undone} for e, position in rows]
 
 
 # --- Runs -----------------------------------------------------------------------------------------
@@ -323,6 +383,7 @@ def _owned(session, run_id: int, owner: str | None) -> Run:
 def _run_dict(run: Run) -> dict:
     data = {key: getattr(run, key) for key in ("id", *RUN_FIELDS)}
     data["params"], data["metrics"] = dict(run.params or {}), dict(run.metrics or {})
+    data["created_by"] = run.created_by or UNKNOWN_PERSON
     duration = None
     if run.started_at is not None:
         duration = ((run.finished_at or utcnow()) - run.started_at).total_seconds()
@@ -341,8 +402,10 @@ def partial_folder_prefix(run_id: int, token: str | None) -> str:
     return f".{model_folder_name(run_id, token)}-"
 
 
-def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dataset: str | None = None) -> int:
-    """Record a queued run on ``dataset`` (name or id), owned by this process; returns the run id."""
+def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dataset: str | None = None,
+               created_by: str | None = None) -> int:
+    """Record a queued run on ``dataset`` (name or id), owned by this process and started by ``created_by``;
+    returns the run id."""
     if task not in TASKS:
         raise InvalidEditError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
     if not model:
@@ -353,10 +416,19 @@ def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dat
         run = Run(dataset_id=train.id, dataset_name=train.name, eval_dataset_name=eval_name, task=task,
                   model=str(model), params=dict(params or {}), status="queued", created_at=utcnow(),
                   step=0, total_steps=0, metrics={}, token=uuid.uuid4().hex, cancel_requested=False,
-                  **_this_worker())
+                  created_by=person_name(created_by), **_this_worker())
         session.add(run)
         session.flush()
+        log_activity(session, created_by, "started run", f"#{run.id} on {train.name!r} ({model})")
         return run.id
+
+
+def record_cancel(run_id: int, by: str | None = None) -> None:
+    """Note that ``by`` asked run ``run_id`` to stop (the runner stops it)."""
+    with writing() as session:
+        run = _get(session, run_id)
+        run.cancelled_by = person_name(by) or UNKNOWN_PERSON
+        log_activity(session, by, "cancelled run", f"#{run_id} on {run.dataset_name!r}")
 
 
 def update_run(run_id: int, owner: str | None = None, **fields: Any) -> None:
@@ -409,15 +481,18 @@ def heartbeat(run_id: int, owner: str) -> bool:
         return bool(run.cancel_requested)
 
 
-def request_cancel(run_id: int) -> bool:
+def request_cancel(run_id: int, by: str | None = None) -> bool:
     """Ask a queued or running run to stop, whichever process trains it (its worker sees the request at its next
-    heartbeat and keeps the best checkpoint so far). Returns False when the run is not active."""
+    heartbeat and keeps the best checkpoint so far); ``by`` (who asked) is recorded. Returns False when the run is
+    not active."""
     reap_dead_runs()
     with writing() as session:
         run = _get(session, run_id, for_update=True)
         if run.status not in ACTIVE_STATUSES:
             return False
         run.cancel_requested = True
+        run.cancelled_by = person_name(by) or UNKNOWN_PERSON
+        log_activity(session, by, "cancelled run", f"#{run_id} on {run.dataset_name!r}")
         return True
 
 
@@ -475,7 +550,7 @@ def metric_frame(run_ids: list[int] | int) -> pd.DataFrame:
     return frame
 
 
-def delete_run(run_id: int) -> None:
+def delete_run(run_id: int, by: str | None = None) -> None:
     """Delete a finished run and its metric points, and its model folder when that lies inside runs_dir().
     A queued or running run is refused: cancel it first."""
     reap_dead_runs()
@@ -486,6 +561,7 @@ def delete_run(run_id: int) -> None:
                                    f"button, `python -m core runs cancel {run_id}`, or Ctrl-C where it runs), "
                                    "then delete it once it has stopped")
         artifact_dir, token = run.artifact_dir, run.token
+        log_activity(session, by, "deleted run", f"#{run_id} on {run.dataset_name!r} ({run.status})")
         session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id))
         session.execute(delete(Run).where(Run.id == run_id))
     _remove_partial_folders(run_id, token)

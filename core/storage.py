@@ -39,7 +39,7 @@ from sqlalchemy.pool import StaticPool
 from core import tasks
 from core.config import database_url
 from core.errors import UserError
-from core.tasks.base import SPLITS, TaskDataError, check_name, clean_split, hidden_characters, optional_str
+from core.tasks.base import SPLITS, TaskDataError, check_name, clean_split, hidden_characters, optional_str, quoted
 
 log = logging.getLogger(__name__)
 TASKS = tasks.NAMES
@@ -110,6 +110,7 @@ class Dataset(Base):
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     import_owner: Mapped[str | None] = mapped_column(String(255))  # set while an import writes its rows: invisible
+    created_by: Mapped[str | None] = mapped_column(String(200))  # who imported it (NULL: before revision 0006)
 
 
 class Example(Base):
@@ -143,6 +144,7 @@ class LabelEvent(Base):
     new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
+    person: Mapped[str | None] = mapped_column(String(200))  # who made the change; actor says how
 
 
 class Run(Base):
@@ -174,6 +176,8 @@ class Run(Base):
     token: Mapped[str | None] = mapped_column(String(32))  # a UUID: a worker's writes must name it (its run only)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # refreshed by a live worker
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_by: Mapped[str | None] = mapped_column(String(200))    # who started it
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))  # who asked it to stop
 
 
 class MetricPoint(Base):
@@ -186,6 +190,38 @@ class MetricPoint(Base):
     name: Mapped[str] = mapped_column(String(100))
     value: Mapped[float | None] = mapped_column(Float)  # NULL stores NaN (a diverged loss)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Activity(Base):
+    """One line per import, dataset deletion, run start, cancel and run deletion: who did what, when."""
+    __tablename__ = "activity"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    person: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(Text)
+
+
+UNKNOWN_PERSON = "unknown"  # shown for changes made before people were recorded (or by nobody named)
+
+
+def person_name(person: str | None) -> str:
+    """``person`` as stored: trimmed, at most 200 characters; None or blank when nobody is named."""
+    name = " ".join(str(person or "").split())[:200]
+    return name or None
+
+
+def log_activity(session: Session, person: str | None, action: str, subject: str) -> None:
+    """Add an activity line inside the caller's writing transaction."""
+    session.add(Activity(created_at=utcnow(), person=person_name(person), action=action, subject=subject))
+
+
+def activity(limit: int = 50) -> list[dict]:
+    """The newest activity lines first: {created_at, person ("unknown" when not recorded), action, subject}."""
+    with reading() as session:
+        rows = session.scalars(select(Activity).order_by(Activity.id.desc()).limit(limit)).all()
+        return [{"created_at": row.created_at, "person": row.person or UNKNOWN_PERSON, "action": row.action,
+                 "subject": row.subject} for row in rows]
 
 
 # --- Engine, migrations, sessions -------------------------------------------------------------------
@@ -248,7 +284,7 @@ def _begin_immediate(dbapi_connection) -> None:
 
 # The newest migration in core/migrations/versions (a test checks they agree). A database already there is
 # opened without importing Alembic at all, which keeps the app's first page fast.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 def _alembic_config(connection):
@@ -397,7 +433,7 @@ def _clean_label_list(labels: Sequence[Any]) -> list[str]:
 
 
 def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | None = None,
-                   source: str | None = None) -> dict:
+                   source: str | None = None, created_by: str | None = None) -> dict:
     """Store a new dataset and its rows (in order); returns the dataset dict. The rows are written in bounded
     batches, each a short transaction, and the dataset becomes visible only once all of them are in (a failure or
     a killed process leaves nothing visible behind).
@@ -423,14 +459,14 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
         for number, row in enumerate(cleaned, start=1):
             for label in sorted(task_obj.row_labels(row) - allowed):
                 raise InvalidEditError(f"row {number}: label {label!r} is not in the label set "
-                                       f"{label_set}: add it to the labels or fix the row")
+                                       f"({quoted(label_set)}): add it to the labels or fix the row")
     else:
         label_set = sorted({label for row in cleaned for label in task_obj.row_labels(row)})
     for label in label_set:
         if hidden_characters(label):
             number = next(n for n, row in enumerate(cleaned, start=1) if label in task_obj.row_labels(row))
             _checked_name(label, f"row {number}: the label")
-    return _store_dataset(name, task, task_obj, cleaned, label_set, source)
+    return _store_dataset(name, task, task_obj, cleaned, label_set, source, created_by)
 
 
 IMPORT_BATCH_ROWS = 5000  # rows per writing transaction of an import: each holds the write lock only briefly
@@ -451,7 +487,7 @@ def _duplicate(session: Session, name: str) -> None:
 
 
 def _store_dataset(name: str, task: str, task_obj, cleaned: list[dict], label_set: list[str],
-                   source: str | None) -> dict:
+                   source: str | None, created_by: str | None = None) -> dict:
     """Write a checked dataset in bounded batches, each its own short transaction, under a staging name with
     ``import_owner`` set (invisible to every reader); the last transaction gives it its name. A failure removes what
     was written; a process killed midway leaves an invisible staged dataset that remove_abandoned_imports clears."""
@@ -460,7 +496,7 @@ def _store_dataset(name: str, task: str, task_obj, cleaned: list[dict], label_se
     with writing() as session:
         _duplicate(session, name)
         dataset = Dataset(name=f".importing-{owner}", task=task, labels=label_set, source=source, created_at=now,
-                          import_owner=owner)
+                          import_owner=owner, created_by=person_name(created_by))
         session.add(dataset)
         session.flush()
         dataset_id = dataset.id
@@ -479,6 +515,7 @@ def _store_dataset(name: str, task: str, task_obj, cleaned: list[dict], label_se
                 session.flush()
             except IntegrityError:
                 raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name") from None
+            log_activity(session, created_by, "imported dataset", f"{name!r} ({len(cleaned)} rows, {task})")
     except BaseException:
         _remove_staged(dataset_id)
         raise
@@ -523,7 +560,8 @@ ROW_COLUMNS = ("split", "text", "label", "context", "question", "answer_text", "
 
 def _dataset_dict(dataset: Dataset, rows: int, labeled: int) -> dict:
     return {"id": dataset.id, "name": dataset.name, "task": dataset.task, "labels": list(dataset.labels or []),
-            "source": dataset.source, "created_at": dataset.created_at, "rows": rows, "labeled": labeled}
+            "source": dataset.source, "created_at": dataset.created_at, "created_by": dataset.created_by or UNKNOWN_PERSON,
+            "rows": rows, "labeled": labeled}
 
 
 def _dataset_summaries(where=None) -> list[dict]:
@@ -563,10 +601,25 @@ def get_dataset(ref: int | str) -> dict:
     return _dataset_summaries(Dataset.id == dataset_id)[0]
 
 
-def delete_dataset(ref: int | str) -> None:
-    """Delete a dataset with its examples and label history; its runs stay, with dataset_id NULL."""
+class DatasetInUseError(StorageError):
+    """The dataset cannot be deleted: a queued or running run trains on it (or evaluates on it)."""
+
+
+def delete_dataset(ref: int | str, by: str | None = None) -> None:
+    """Delete a dataset with its examples and label history; its runs stay, with dataset_id NULL. Refused
+    (DatasetInUseError) while a queued or running run trains or evaluates on it."""
     with writing() as session:
-        dataset_id = find_dataset(session, ref).id
+        dataset = find_dataset(session, ref)
+        dataset_id = dataset.id
+        busy = session.execute(select(Run.id, Run.status, Run.created_by)
+                               .where(Run.status.in_(("queued", "running")),
+                                      or_(Run.dataset_id == dataset_id, Run.eval_dataset_name == dataset.name))
+                               .order_by(Run.id)).all()
+        if busy:
+            runs = ", ".join(f"#{run.id} ({run.status}, started by {run.created_by or UNKNOWN_PERSON})" for run in busy)
+            raise DatasetInUseError(f"dataset {dataset.name!r} is not deleted: run {runs} uses it. Wait until the "
+                                    "run ends or cancel it, then delete the dataset")
+        log_activity(session, by, "deleted dataset", f"{dataset.name!r} ({dataset.task})")
         session.execute(update(Run).where(Run.dataset_id == dataset_id).values(dataset_id=None))
         session.execute(delete(LabelEvent).where(LabelEvent.dataset_id == dataset_id))
         session.execute(delete(Example).where(Example.dataset_id == dataset_id))
@@ -606,12 +659,13 @@ def examples_frame(ref: int | str) -> pd.DataFrame:
 # --- Labeling and runs: implemented in core/runs_store.py (which imports this module), served from here ---
 
 LABELING_API = ("edit_example", "set_label", "set_labels_bulk", "set_answer", "set_spans", "add_label", "rename_label",
-                "undo_last", "label_history")
+                "undo_last", "last_undoable", "label_history")
 RUNS_API = ("create_run", "update_run", "add_metric_points", "get_run", "list_runs", "metric_frame",
             "delete_run", "mark_interrupted", "claim_run", "heartbeat", "request_cancel", "reap_dead_runs",
-            "RunGoneError", "model_folder_name", "partial_folder_prefix")
+            "RunGoneError", "model_folder_name", "partial_folder_prefix", "record_cancel")
 
 __all__ = ["StorageError", "NotFoundError", "DuplicateNameError", "StaleEditError", "InvalidEditError",
+           "DatasetInUseError", "UNKNOWN_PERSON", "person_name", "activity",
            "get_engine", "migrate", "dispose_engines", "create_dataset", "list_datasets", "get_dataset",
            "remove_abandoned_imports",
            "delete_dataset", "load_examples", "examples_frame", *LABELING_API, *RUNS_API]

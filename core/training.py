@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from core import config as spanlab_config
@@ -29,6 +29,8 @@ from core import fewshot, models, runs_store, storage, tasks
 from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
 from core.errors import UserError
 from core.tasks.base import TaskDataError
+
+log = logging.getLogger(__name__)
 
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ def setting(default, help: str, *, kind=str, choices=None, minimum=None, maximum
     return field(default=default, metadata={"help": help, "kind": kind, "choices": choices, "min": minimum,
                                             "max": maximum, "above": above, "flags": flags, "optional": optional,
                                             "cli": cli})
+
+
+CV_FOLDS, CV_MAX_ROWS = 5, 200  # the automatic cross-validation estimate: folds, and up to how many labeled rows
 
 
 @dataclass
@@ -100,6 +105,13 @@ class TrainConfig:
                                      kind=int, minimum=1, optional=True)
     patience: int = setting(5, "evaluations without improvement before stopping early", kind=int, minimum=1,
                             maximum=100_000)
+    cross_validation: int | None = setting(None, "when nothing is held out (small data), estimate the scores "
+                                           "afterwards by k-fold cross-validation: k more models, each trained as "
+                                           "this run on all rows but one k-th and scored on that k-th; 0 = no "
+                                           f"estimate; empty = {CV_FOLDS} folds for few-shot runs (up to "
+                                           f"{CV_MAX_ROWS} labeled rows), none otherwise",
+                                           kind=int, minimum=0, maximum=20, optional=True,
+                                           flags=("--cv-folds", "--cross-validation"))
     max_answer_length: int = setting(30, "QA: the longest answer in tokens", kind=int, minimum=1, maximum=10_000)
     null_score_threshold: float = setting(0.0, "QA (SQuAD 2.0 data): how much more likely 'no answer' must be than "
                                           "the best answer", kind=float)
@@ -270,6 +282,127 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
     return Prepared(task.name, labels, train, validation, notes, bool(settings.get("version_2")), few_shot, settings)
 
 
+def cv_folds(cfg: TrainConfig, prepared: Prepared) -> int:
+    """How many cross-validation folds a run with nothing held out gets (0: no estimate)."""
+    if prepared.validation or _distributed()["world"] > 1:
+        return 0
+    n = len(prepared.train)
+    automatic = CV_FOLDS if prepared.few_shot and n <= CV_MAX_ROWS else 0  # few-shot runs are short: 5 more are cheap
+    folds = cfg.cross_validation if cfg.cross_validation is not None else automatic
+    return min(folds, n) if folds >= 2 else 0
+
+
+def fold_rows(rows: list[dict], folds: int, seed: int) -> list[list[dict]]:
+    """``rows`` dealt into ``folds`` groups: rows sharing a context (QA) stay together, and each label is spread
+    over the folds (stratified), in a seeded random order."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row.get("context") or ("row", row.get("id")), []).append(row)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda group: str(group[0].get("label")))  # stable: shuffled within each label
+    dealt: list[list[dict]] = [[] for _ in range(folds)]
+    for number, group in enumerate(order):
+        dealt[number % folds].extend(group)
+    return [fold for fold in dealt if fold]
+
+
+def _with_estimate(run_id: int, run: dict, cancel: threading.Event, owner: str | None, outcome: dict) -> dict:
+    """``outcome`` with the k-fold estimate of a run that held nothing out added to its metrics (or why not)."""
+    try:
+        estimate = cross_validate(run_id, TrainConfig.from_params(run["params"]), cancel, owner)
+    except storage.RunGoneError:
+        raise
+    except Exception as exc:  # the run itself is fine: say why there is no estimate
+        log.exception("cross-validation of run %s failed", run_id)
+        estimate = {"error": describe_error(exc)}
+    if estimate:
+        outcome["metrics"] = {**outcome.get("metrics", {}), "cross_validation": estimate}
+    return outcome
+
+
+def cross_validate(run_id: int, cfg: TrainConfig, cancel: threading.Event | None = None,
+                   owner: str | None = None) -> dict | None:
+    """The k-fold estimate of a run that held nothing out: {folds, rows, metrics (scalar ones averaged over the
+    folds, weighted by their rows; confusion matrices summed)}; None when the run gets none (see cv_folds)."""
+    prepared = prepare_data(cfg)
+    folds = cv_folds(cfg, prepared)
+    if not folds:
+        return None
+    cancel = cancel or threading.Event()
+    parts = fold_rows(prepared.train, folds, cfg.seed)
+    results = []
+    for number, held in enumerate(parts, start=1):
+        if cancel.is_set():
+            return {"error": "cancelled before the estimate was complete"}
+        # progress for the Train page (charts.progress_info); the final metrics replace it
+        storage.update_run(run_id, owner=owner, metrics={"cross_validation_fold": [number, len(parts)]})
+        kept = [row for part in parts if part is not held for row in part]
+        fold_cfg = TrainConfig.from_params({**cfg.to_params()})
+        result = _train(run_id, fold_cfg, cancel, None, owner, fold=(kept, held))
+        if result["cancelled"]:
+            return {"error": "cancelled before the estimate was complete"}
+        results.append((len(held), result["metrics"]))
+    return {"folds": len(parts), "rows": sum(n for n, _ in results), "metrics": _pool(results)}
+
+
+def _pool(results: list[tuple[int, dict]]) -> dict:
+    total = sum(n for n, _ in results)
+    pooled = {}
+    for name, value in results[0][1].items():
+        values = [(n, metrics.get(name)) for n, metrics in results]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for _, v in values):
+            pooled[name] = sum(n * v for n, v in values) / total
+    matrices = [metrics.get("confusion_matrix") for _, metrics in results]
+    label_sets = {tuple(metrics.get("labels") or ()) for _, metrics in results}
+    if all(matrices) and len(label_sets) == 1:
+        import numpy as np
+        pooled["confusion_matrix"] = np.sum([np.asarray(m) for m in matrices], axis=0).tolist()
+        pooled["labels"] = list(label_sets.pop())
+    return pooled
+
+
+def measurement_plan(cfg: TrainConfig) -> dict:
+    """What a run with ``cfg`` will measure, said before it starts: {measured (bool), text}. Reads the dataset
+    and splits it as training will (no model needed)."""
+    try:
+        prepared = prepare_data(cfg)
+    except (TrainingError, storage.StorageError) as error:
+        return {"measured": False, "text": f"This run cannot start yet: {error}"}
+    n_train, n_validation = len(prepared.train), len(prepared.validation)
+    if n_validation:
+        if cfg.eval_dataset:
+            source = f"the evaluation dataset '{cfg.eval_dataset}' ({n_validation} labeled rows)"
+        elif any(e.get("split") == "validation" for e in prepared.validation):
+            source = f"this dataset's validation split ({n_validation} rows, not trained on)"
+        else:
+            source = (f"{n_validation} of the {n_train + n_validation} labeled rows, held out (not trained on)")
+        return {"measured": True, "text": f"Scores (during training and at the end) come from {source}; "
+                                          f"{n_train} rows train."}
+    if prepared.few_shot:
+        why = "the few-shot recipe trains on every labeled example"
+    elif cfg.validation_fraction == 0:
+        why = "the validation fraction is 0"
+    else:
+        why = "with this little data every labeled row trains"
+    folds = cv_folds(cfg, prepared)
+    if folds:
+        return {"measured": True,
+                "text": f"all {n_train} labeled rows train and none is held out ({why}), so there are no scores "
+                        f"while it trains. Afterwards a {folds}-fold cross-validation estimates them: {folds} more "
+                        f"models, each trained the same way on all rows but a {_nth(folds)} and scored on that "
+                        f"{_nth(folds)} (about {folds}x the training time again)."}
+    return {"measured": False,
+            "text": f"Nothing will be measured: all {n_train} labeled rows train and none is held out ({why}), so no "
+                    "accuracy, F1 or confusion matrix will appear — scores on the rows a model trained on would not "
+                    "say how it does on new text. To measure it, pick an evaluation dataset, add a validation split "
+                    "to the data, set a validation fraction, or allow the cross-validation estimate under Advanced."}
+
+
+def _nth(folds: int) -> str:
+    return {2: "half", 3: "third", 4: "quarter"}.get(folds, f"{folds}th")
+
+
 def run_settings(prepared: Prepared, cfg: TrainConfig) -> dict:
     """What encoding and post-processing need, saved in the model folder's spanlab.json as well."""
     return {"labels": prepared.labels, "max_length": cfg.max_length, "doc_stride": cfg.doc_stride,
@@ -395,6 +528,8 @@ def execute_run(run_id: int, cancel: threading.Event | None = None, progress=Non
                 _write_traceback(run_id, owner)
                 storage.update_run(run_id, owner=owner, status="failed", error=message, finished_at=_now())
                 return {"run": run_id, "status": "failed", "error": message}
+            if outcome.get("status") == "completed":  # still under the heartbeat: the estimate trains too
+                outcome = _with_estimate(run_id, run, cancel, owner, outcome)
         try:
             storage.update_run(run_id, owner=owner, finished_at=_now(), **outcome)
         except storage.RunGoneError:
@@ -446,7 +581,21 @@ def freezes_word_embeddings(setting: str, task: str) -> bool:
     return setting == "on" or (setting == "auto" and tasks.get(task).freezes_word_embeddings)
 
 
-def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, owner: str | None = None) -> dict:
+class _NoWriter:
+    """MetricWriter's stand-in for cross-validation folds: their points and progress are not the run's."""
+
+    def add(self, *args, **kwargs):
+        pass
+
+    def flush(self, **kwargs):
+        pass
+
+
+def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, owner: str | None = None,
+           fold: tuple[list[dict], list[dict]] | None = None) -> dict:
+    """Train the run (its worker writing as ``owner``). With ``fold`` (training rows, held-out rows) train a
+    cross-validation model instead: the same recipe on those training rows, nothing recorded on the run, scored on
+    the held-out rows only at the end (returns {"metrics", "cancelled"})."""
     with models.IMPORT_LOCK:  # not while the app's warm-up thread is half-way through importing transformers
         import torch
         from transformers import get_linear_schedule_with_warmup, set_seed
@@ -454,6 +603,9 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
     dist = _distributed()
     is_main = dist["rank"] == 0
     prepared = prepare_data(cfg)
+    if fold is not None:
+        prepared = replace(prepared, train=list(fold[0]), validation=[], notes=list(prepared.notes))
+        progress = None
     task = prepared.spec
     freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name)
     resolved = models.resolve(cfg.model)
@@ -503,7 +655,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
     total_steps = pre_steps + ft_steps  # steps are counted across both stages (progress, metric points)
     eval_every = cfg.eval_every or evaluation_interval(ft_steps, len(prepared.validation), cfg.batch_size)
     log_every = max(1, min(10, total_steps // 50))
-    if is_main:
+    if is_main and fold is None:
         storage.update_run(run_id, owner=owner, device=device, precision=precision, total_steps=total_steps, step=0,
                            params={**cfg.to_params(), "notes": notes, "version_2": prepared.version_2,
                                    "labels": prepared.labels,
@@ -531,7 +683,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
     lengths = [len(f["input_ids"]) for f in train_features]
     rng = random.Random(cfg.seed)
     evaluator = Evaluator(prepared, tokenizer, cfg, device, amp_dtype) if is_main and prepared.validation else None
-    writer = MetricWriter(run_id, owner=owner)
+    writer = MetricWriter(run_id, owner=owner) if fold is None else _NoWriter()
     metric_name = task.metric_for_best
     best = {"value": None, "step": 0, "state": None, "metrics": {}}
     bad_evals, step, samples, eval_time, window = 0, 0, 0, 0.0, []
@@ -609,6 +761,9 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
                "step": step}
     if not is_main:
         return outcome
+    if fold is not None:
+        scorer = Evaluator(replace(prepared, validation=list(fold[1])), tokenizer, cfg, device, amp_dtype)
+        return {"metrics": scorer.evaluate(model), "cancelled": stop_reason == "cancelled"}
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     final = dict(best["metrics"])
@@ -617,14 +772,21 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
     artifact = None
     if stop_reason != "cancelled" or best["state"] is not None:
         artifact = save_model_folder(run_id, model, tokenizer, prepared, cfg, resolved.ref, final, owner)
+    capped = bool(cfg.max_steps) and ft_steps < math.ceil(steps_per_epoch * cfg.epochs) and step >= total_steps
     final.update({"best_step": best["step"], "train_seconds": round(train_time, 3),
                   "eval_seconds": round(eval_time, 3), "wall_seconds": round(time.monotonic() - started, 3),
-                  "stopped": stop_reason or "finished"})
+                  # what actually ran, and why it stopped: early_stopped, cancelled, max_steps, or finished (every
+                  # planned epoch done); epochs count the fine-tuning stage only
+                  "steps_run": step, "epochs_run": round(max(0, step - pre_steps) / steps_per_epoch, 2),
+                  "epochs_planned": round(float(cfg.epochs), 2),
+                  "stopped": stop_reason or ("max_steps" if capped else "finished")})
     outcome.update(metrics=final, artifact_dir=str(artifact) if artifact else None,
                    best_metric_name=metric_name if metric_name in final else None,
                    best_metric=final.get(metric_name))
     if stop_reason == "cancelled":
-        outcome["error"] = "cancelled by the user" + (" (best checkpoint so far kept)" if artifact else "")
+        who = storage.get_run(run_id).get("cancelled_by")
+        outcome["error"] = (f"cancelled by {who}" if who else "cancelled") + (" (best checkpoint so far kept)"
+                                                                                 if artifact else "")
     return outcome
 
 

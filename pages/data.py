@@ -18,6 +18,7 @@ from core.importing import (FIELD_SYNONYMS, REQUIRED_FIELDS, ImportFailed, Impor
                             load_file, read_table, validate)
 from pages import auth
 from pages.common import flash, plain, show_flashes
+from pages.identity import current_user
 
 auth.require("data")  # before anything else: sign-in and demo mode (pages/auth.py)
 
@@ -36,7 +37,7 @@ def _create(name: str, task: str, rows: list[dict], labels: list[str], source: s
     """Button callback: store the dataset and queue the outcome for the next run."""
     try:
         info = storage.create_dataset(name, task, rows, labels=labels if tasks.get(task).has_labels else None,
-                                      source=source)
+                                      source=source, created_by=current_user())
     except storage.StorageError as error:
         flash(PAGE, "error", f"Not imported: {plain(error)}")
         return
@@ -66,7 +67,7 @@ def _load_sample(path: Path, task: str) -> None:
 
 def _delete(name: str) -> None:
     try:
-        storage.delete_dataset(name)
+        storage.delete_dataset(name, by=current_user())
     except storage.StorageError as error:
         flash(PAGE, "error", f"Not deleted: {plain(error)}")
         return
@@ -94,7 +95,7 @@ def samples_section() -> None:
 
 
 def _problem_table(items: list) -> pd.DataFrame:
-    return pd.DataFrame([{"where": f"{item.unit} {item.line}" if item.line is not None else "whole file",
+    return pd.DataFrame([{"where": item.where,
                           "field": item.field, "problem": item.message} for item in items],
                         columns=["where", "field", "problem"])
 
@@ -219,6 +220,7 @@ def datasets_section(datasets: list[dict]) -> None:
         "name": dataset["name"], "task": dataset["task"], "rows": dataset["rows"], "labeled": dataset["labeled"],
         "labels": ", ".join(dataset["labels"]) if tasks.get(dataset["task"]).has_labels else "—",
         "created": dataset["created_at"].astimezone().strftime("%Y-%m-%d %H:%M"),
+        "imported by": dataset["created_by"],
     } for dataset in datasets])
     st.dataframe(table, hide_index=True, width="stretch")
 
@@ -227,10 +229,33 @@ def datasets_section(datasets: list[dict]) -> None:
     info = next(dataset for dataset in datasets if dataset["name"] == name)
     _downloads(info)
     with st.expander(f"Delete '{plain(name)}'"):
+        busy = _active_runs_using(info)
+        if busy:
+            st.warning(f"'{plain(name)}' cannot be deleted now: run {', '.join(busy)} uses it. Wait until the run "
+                       "ends or cancel it on the Train page, then delete the dataset.")
         confirmed = st.checkbox(f"Yes, delete '{plain(name)}' with its {info['rows']} rows and labels. Its training "
-                                "runs "
-                                "stay in the run history.", key=f"confirm_delete:{name}")
-        st.button(f"Delete {plain(name)}", key=f"delete:{name}", disabled=not confirmed, on_click=_delete, args=(name,))
+                                "runs stay in the run history.", key=f"confirm_delete:{name}", disabled=bool(busy))
+        st.button(f"Delete {plain(name)}", key=f"delete:{name}", disabled=not confirmed or bool(busy),
+                  on_click=_delete, args=(name,))
+
+
+def _active_runs_using(dataset: dict) -> list[str]:
+    """'#3 (running, started by Ann)' for each queued or running run that trains or evaluates on ``dataset``."""
+    return [f"#{run['id']} ({run['status']}, started by {plain(run['created_by'])})" for run in storage.list_runs()
+            if run["status"] in ("queued", "running")
+            and (run["dataset_id"] == dataset["id"] or run.get("eval_dataset_name") == dataset["name"])]
+
+
+def activity_section() -> None:
+    """Who imported, deleted, started and cancelled what, newest first."""
+    lines = storage.activity(limit=30)
+    with st.expander("Team activity"):
+        if not lines:
+            st.caption("Nothing yet.")
+            return
+        st.dataframe(pd.DataFrame([{"when": line["created_at"].astimezone().strftime("%Y-%m-%d %H:%M"),
+                                    "who": line["person"], "what": f"{line['action']} {line['subject']}"}
+                                   for line in lines]), hide_index=True, width="stretch")
 
 
 # --------------------------------------------------------------------------------------------------- page
@@ -247,3 +272,4 @@ all_datasets = storage.list_datasets()
 upload_section({dataset["name"] for dataset in all_datasets})
 samples_section()
 datasets_section(all_datasets)
+activity_section()

@@ -12,6 +12,7 @@ import streamlit as st
 from core import annotation, storage, tasks
 from pages import auth
 from pages.common import flash, highlighted_html, plain, show_flashes
+from pages.identity import current_user
 
 auth.require("label")  # before anything else: sign-in and demo mode (pages/auth.py)
 
@@ -51,7 +52,7 @@ def _after_save(dataset_id: int, example: dict, next_id: int | None, total: int,
 def _save_label(dataset_id: int, example: dict, label: str, actor: str, next_id: int | None, total: int,
                 task: str) -> None:
     try:
-        storage.set_label(example["id"], label, example["version"], actor=actor)
+        storage.set_label(example["id"], label, example["version"], actor=actor, person=current_user())
     except storage.StaleEditError:
         flash(PAGE, "error", _stale_message(example, f"label '{plain(label)}'"))
         return
@@ -85,7 +86,7 @@ def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int |
         chosen = st.session_state.get(_occurrence_key(example, answer), 0)
         start = found[chosen if isinstance(chosen, int) and 0 <= chosen < len(found) else 0].start
     try:
-        storage.set_answer(example["id"], answer, start, example["version"], actor="user")
+        storage.set_answer(example["id"], answer, start, example["version"], actor="user", person=current_user())
     except storage.StaleEditError:
         flash(PAGE, "error", _stale_message(example, "answer"))
         return
@@ -103,7 +104,7 @@ def _move(dataset_id: int, target_id: int | None) -> None:
 
 def _undo(dataset_id: int) -> None:
     try:
-        undone = storage.undo_last(dataset_id)
+        undone = storage.undo_last(dataset_id, person=current_user())
     except storage.StorageError as error:
         flash(PAGE, "error", f"Nothing undone: {plain(error)}")
         return
@@ -128,7 +129,7 @@ def _add_label(dataset_id: int) -> None:
 def _rename_label(dataset_id: int) -> None:
     old, new = st.session_state.get("rename_old"), (st.session_state.get("rename_new") or "").strip()
     try:
-        changed = storage.rename_label(dataset_id, old, new)
+        changed = storage.rename_label(dataset_id, old, new, person=current_user())
     except storage.StorageError as error:
         flash(PAGE, "error", f"Label not renamed: {plain(error)}")
         return
@@ -139,7 +140,7 @@ def _rename_label(dataset_id: int) -> None:
 
 def _bulk_assign(example_ids: list[int], label: str) -> None:
     try:
-        changed = storage.set_labels_bulk(example_ids, label, actor="bulk")
+        changed = storage.set_labels_bulk(example_ids, label, actor="bulk", person=current_user())
     except storage.StorageError as error:
         flash(PAGE, "error", f"Nothing changed: {plain(error)}")
         return
@@ -310,7 +311,7 @@ def grid(dataset: dict, suggestions: dict[int, dict] | None, order: str) -> None
                "Edits are kept until you save; Reload shows changes made elsewhere.")
     changes = annotation.grid_changes(original, edited)
     if st.button(f"Save {len(changes)} change(s)", key="grid_save", type="primary", disabled=not changes):
-        result = annotation.apply_grid_edits(original, edited, actor="user")
+        result = annotation.apply_grid_edits(original, edited, actor="user", person=current_user())
         if result.saved:
             flash(PAGE, "success", f"Saved {result.saved} label(s).")
         for message in result.refused:
@@ -412,7 +413,7 @@ def _save_spans(dataset: dict, example: dict, next_id: int | None, total: int, s
         return
     try:
         storage.set_spans(example["id"], event["spans"], example["version"],
-                          actor="suggestion" if suggested else "user")
+                          actor="suggestion" if suggested else "user", person=current_user())
     except storage.StaleEditError:
         message = _stale_message(example, "entities")
         flash(PAGE, "error", message)
@@ -490,8 +491,11 @@ if not examples:
 labeled, total = annotation.progress(examples, info["task"])
 top = st.columns([4, 1])
 top[0].progress(labeled / total, text=annotation.progress_text(labeled, total, info["task"]))
-top[1].button("↶ Undo last change", key="undo", on_click=_undo, args=(info["id"],), width="stretch",
-              help="Revert the most recent label or answer change in this dataset")
+_pending_undo = storage.last_undoable(info["id"], person=current_user())
+top[1].button(annotation.undo_button_text(_pending_undo), key="undo", on_click=_undo, args=(info["id"],),
+              width="stretch", disabled=_pending_undo is None,
+              help=f"Reverts your own most recent change in this dataset (you are {current_user()}); other people's "
+                   "changes stay.")
 if labeled == total:
     st.page_link("pages/train.py", label=f"Train a model on '{plain(name)}'", icon="🚀")
 

@@ -13,6 +13,7 @@ from core import charts, storage
 from core.artifacts import run_zip_name, zip_run_folder
 from pages import auth
 from pages.common import flash, plain, show_flashes
+from pages.identity import current_user
 
 auth.require("runs")  # before anything else: sign-in and demo mode (pages/auth.py)
 
@@ -29,7 +30,7 @@ def _delete(run_id: int) -> None:
     st.session_state.pop(CONFIRM_KEY, None)
     st.session_state.pop("runs_detail", None)  # the selector falls back to the newest run
     try:
-        storage.delete_run(run_id)
+        storage.delete_run(run_id, by=current_user())
     except storage.StorageError as exc:
         flash("runs", "error", plain(exc))
         return
@@ -70,7 +71,9 @@ def _delete_confirmation(run: dict) -> None:
     run_id = run["id"]
     if st.session_state.get(CONFIRM_KEY) != run_id:
         return
-    st.warning(f"Delete run #{run_id}, its metrics and its saved model? This cannot be undone.")
+    owner = run.get("created_by")
+    theirs = f" It was started by {owner}, not by you." if owner and owner != current_user() else ""
+    st.warning(f"Delete run #{run_id}, its metrics and its saved model? This cannot be undone.{theirs}")
     yes, no, _ = st.columns([1, 1, 4])
     yes.button("Yes, delete", type="primary", key="runs_delete_yes", on_click=_delete, args=(run_id,))
     if no.button("Keep it", key="runs_delete_no"):
@@ -81,6 +84,10 @@ def _delete_confirmation(run: dict) -> None:
 def _final_metrics(run: dict) -> None:
     metrics = run.get("metrics") or {}
     shown = charts.headline_metrics(run["task"], metrics)
+    estimate = charts.cv_estimate(run)
+    if not shown and estimate:
+        st.caption(charts.cv_title(estimate))
+        metrics, shown = estimate["metrics"], charts.headline_metrics(run["task"], estimate["metrics"])
     if not shown:
         st.caption("No final metrics (the run ended before an evaluation, or had no validation data).")
         return
@@ -104,7 +111,9 @@ def _detail(run: dict) -> None:
     status = run["status"]
     title = f"#{run['id']} {run.get('dataset_name') or '(deleted dataset)'} · {charts.model_short_name(run['model'])}"
     st.markdown(f"**{plain(title)}** — {status}"
-                + (f" · {charts.format_duration(run['duration_s'])}" if run.get("duration_s") else ""))
+                + (f" · {charts.format_duration(run['duration_s'])}" if run.get("duration_s") else "")
+                + f" · started by {plain(run.get('created_by') or storage.UNKNOWN_PERSON)}"
+                + (f" · cancelled by {plain(run['cancelled_by'])}" if run.get("cancelled_by") else ""))
     if status == "failed":
         st.error(plain(run.get("error")) if run.get("error") else "The run failed without a message.")
     elif status in ("cancelled", "interrupted"):
@@ -137,7 +146,7 @@ def _detail(run: dict) -> None:
 def _compare(runs: list[dict]) -> None:
     by_id = {run["id"]: run for run in runs}
     chosen = st.multiselect("Runs to compare", list(by_id), key="runs_compare",
-                            format_func=lambda rid: charts.run_label(by_id[rid]),
+                            format_func=lambda rid: charts.run_choice_title(by_id[rid]),
                             help="Their curves are drawn on top of each other.")
     if not chosen:
         st.caption("Pick two or more runs to overlay their training loss and validation scores.")
@@ -172,7 +181,7 @@ with _details_tab:
     _ids = [run["id"] for run in _runs]
     _by_id = {run["id"]: run for run in _runs}
     _selected = st.selectbox("Run", _ids, index=_default_index(_ids), key="runs_detail",
-                             format_func=lambda rid: charts.run_label(_by_id[rid]))
+                             format_func=lambda rid: charts.run_choice_title(_by_id[rid]))
     _detail(_by_id[_selected])
 with _compare_tab:
     _compare(_runs)

@@ -2,8 +2,9 @@
 
 The run executes in the server's one JobRunner thread (pages.common.get_runner), which writes progress and metric
 points to the database; this page only polls the database (a fragment re-run every 1.5 s) and never blocks on
-training. So closing the tab, opening a second one or switching pages leaves the run alone: whenever the page
-opens it shows this tab's run, else the run that is training now, else the newest queued one.
+training. So closing the tab, opening a second one or switching pages leaves the run alone. The page follows the
+run this tab started until the next one it starts (and says how it ended); a tab that started none shows the run
+training now, whoever started it. Cancelling someone else's run asks first.
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import streamlit as st
 from core import charts, fewshot, models, storage, tasks
 from core.training import TrainConfig, TrainingError
 from pages import auth
+from pages.choices import kept
 from pages.common import get_runner, plain, prefetch_model
+from pages.identity import current_user
+from pages.notices import WATCHING_KEY
 
 auth.require("train")  # before anything else: sign-in and demo mode (pages/auth.py)
 
@@ -26,6 +30,8 @@ FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
 LABEL_EXAMPLE_CHOICES = {"auto": "auto (sentence encoders, word labels)", "on": "always", "off": "never"}
 FREEZE_CHOICES = {"auto": "auto (fixed except for QA)", "on": "keep fixed", "off": "train them"}
 RUN_KEY = "train_run_id"  # the run this browser tab started (session_state)
+CONFIRM_CANCEL_KEY = "train_confirm_cancel"  # the other person's run whose Cancel was clicked once
+CANCEL_NOTE_KEY = "train_cancel_note"  # (kind, message) the last Cancel click left for the next draw
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -43,8 +49,7 @@ def _choice_title(choice: str) -> str:
         return "A model folder on this machine"
     if choice == HUB_CHOICE:
         return "Another Hugging Face Hub model (type its id)"
-    ok, phrase = _availability(choice)
-    return f"{models.KNOWN_MODELS[choice]['title']} — {'✓ ' if ok else ''}{phrase}"
+    return models.KNOWN_MODELS[choice]["title"]  # availability changes (a download): shown below, not in the text
 
 
 def _get_run(run_id: int | None) -> dict | None:
@@ -57,17 +62,21 @@ def _get_run(run_id: int | None) -> dict | None:
 
 
 def _run_to_show(runner) -> dict | None:
-    """This tab's run while it is active, else the one training now, else the newest queued, else this tab's
-    finished run (so its result stays on screen)."""
+    """The run this tab started (active or finished: its result stays on screen until the tab starts another);
+    a tab that started none shows the run training now, else the newest queued one."""
     mine = _get_run(st.session_state.get(RUN_KEY))
-    if mine and mine["status"] in ACTIVE:
+    if mine:
         return mine
     active = _get_run(runner.active_run)
     if active and active["status"] in ACTIVE:
         return active
     waiting = [run for run in storage.list_runs() if run["status"] in ACTIVE]
     waiting.sort(key=lambda run: run["status"] != "running")  # running before queued, newest first otherwise
-    return waiting[0] if waiting else mine
+    return waiting[0] if waiting else None
+
+
+def _is_mine(run: dict) -> bool:
+    return run["id"] == st.session_state.get(RUN_KEY)
 
 
 # ----------------------------------------------------------------------------- the run being shown
@@ -75,6 +84,9 @@ def _run_to_show(runner) -> dict | None:
 def _headline(run: dict) -> None:
     st.markdown(f"#### Run #{run['id']} · {plain(run.get('dataset_name') or '(deleted dataset)')} · "
                 f"{plain(charts.model_short_name(run['model']))}")
+    owner = run.get("created_by") or storage.UNKNOWN_PERSON
+    st.caption("Your run (started from this tab)" if _is_mine(run) else f"Started by {plain(owner)}"
+               + ("" if run["status"] not in ACTIVE else " — not your run: this page shows it while it trains"))
 
 
 def _curves(run: dict, key: str) -> None:
@@ -98,14 +110,45 @@ def _live(run_id: int) -> None:
     st.progress(info["fraction"], text=f"**{run['status']}** · {info['text']}")
     device = run.get("device") or "choosing…"
     st.caption(f"Device: {device} · precision: {run.get('precision') or '…'}")
-    if st.button("Cancel run", key=f"train_cancel_{run_id}", icon="⏹️",
-                 help="Stops within one training step. A checkpoint that was already evaluated is kept."):
-        if get_runner().cancel(run_id):
-            st.info("Cancelling… the run stops at its next step.")
-        else:
-            st.warning(f"Run #{run_id} is not trained by this server (the command line may be running it): "
-                       "stop it where it was started.")
+    _cancel_controls(run)
     _curves(run, "live")
+
+
+def _cancel_controls(run: dict) -> None:
+    """Cancel this tab's run at once; someone else's run only after a second, explicit click. The buttons act in
+    callbacks, so the next draw already shows the question or the outcome."""
+    run_id = run["id"]
+    owner = run.get("created_by") or storage.UNKNOWN_PERSON
+    someone_else = not _is_mine(run) and owner != current_user()
+    note = st.session_state.pop(CANCEL_NOTE_KEY, None)
+    if note:
+        (st.info if note[0] == "info" else st.warning)(note[1])
+    if st.session_state.get(CONFIRM_CANCEL_KEY) == run_id:
+        st.warning(f"Run #{run_id} was started by {owner}, not by you. Cancel it anyway? They will see that you "
+                   "cancelled it.")
+        yes, no, _ = st.columns([1, 1, 3])
+        yes.button(f"Yes, cancel {owner}'s run", key=f"train_cancel_yes_{run_id}", type="primary",
+                   on_click=_cancel, args=(run_id,))
+        no.button("Keep it running", key=f"train_cancel_no_{run_id}",
+                  on_click=lambda: st.session_state.pop(CONFIRM_CANCEL_KEY, None))
+        return
+    st.button("Cancel run", key=f"train_cancel_{run_id}", icon="⏹️",
+              on_click=_ask_before_cancel if someone_else else _cancel, args=(run_id,),
+              help="Stops within one training step. A checkpoint that was already evaluated is kept."
+                   + (f" Started by {owner}: asks first." if someone_else else ""))
+
+
+def _ask_before_cancel(run_id: int) -> None:
+    st.session_state[CONFIRM_CANCEL_KEY] = run_id
+
+
+def _cancel(run_id: int) -> None:
+    st.session_state.pop(CONFIRM_CANCEL_KEY, None)
+    if get_runner().cancel(run_id, by=current_user()):
+        st.session_state[CANCEL_NOTE_KEY] = ("info", "Cancelling… the run stops at its next step.")
+    else:
+        st.session_state[CANCEL_NOTE_KEY] = ("warning", f"Run #{run_id} is not trained by this server (the command "
+                                                         "line may be running it): stop it where it was started.")
 
 
 def _finished(run: dict) -> None:
@@ -118,18 +161,26 @@ def _finished(run: dict) -> None:
         return
     st.session_state["focus_run"] = run["id"]  # preselected on the Runs and Demo pages
     metrics = run.get("metrics") or {}
+    ran = f"{run.get('step') or 0} steps, {charts.epochs_run(run)} epochs"
     if status == "completed":
-        stopped = " (stopped early: no improvement)" if metrics.get("stopped") == "early_stopped" else ""
-        st.success(f"Run #{run['id']} completed in {charts.format_duration(run.get('duration_s'))}{stopped}.")
+        st.success(f"Run #{run['id']} completed in {charts.format_duration(run.get('duration_s'))}: {ran} "
+                   f"({charts.stop_reason(run)}).")
     else:
         st.warning(f"Run #{run['id']} {status}: {plain(run.get('error') or 'no details')}")
     shown = charts.headline_metrics(run["task"], metrics)
     if shown:
         for column, (title, value) in zip(st.columns(len(shown) + 2), shown):
             column.metric(title, value)
+    elif charts.cv_estimate(run):
+        estimate = charts.cv_estimate(run)
+        st.caption(charts.cv_title(estimate))
+        for column, (title, value) in zip(st.columns(4), charts.headline_metrics(run["task"], estimate["metrics"])):
+            column.metric(f"{title} (estimate)", value)
     elif status == "completed":
-        st.caption("No validation metrics: no labeled rows were held out (see the notes below). Pick an "
-                   "evaluation dataset to measure the model.")
+        error = ((metrics.get("cross_validation") or {}).get("error"))
+        st.caption("No validation metrics: no labeled rows were held out (see the notes below)"
+                   + (f", and the cross-validation estimate failed: {error}" if error else "")
+                   + ". Pick an evaluation dataset to measure the model.")
     for note in (run.get("params") or {}).get("notes") or []:
         st.caption(f"Note: {plain(note)}")
     _curves(run, "done")
@@ -144,9 +195,10 @@ def _monitor(runner) -> None:
     if run is None:
         return
     if run["status"] in ACTIVE:
-        st.session_state[RUN_KEY] = run["id"]  # a tab that opened on someone's run keeps showing it once it ends
+        if _is_mine(run):
+            st.session_state[WATCHING_KEY] = run["id"]
         _live(run["id"])
-    else:
+    else:  # app.py has already toasted how it ended (pages.notices), whichever page this tab was on
         _finished(run)
     st.divider()
 
@@ -155,13 +207,13 @@ def _monitor(runner) -> None:
 
 def _model_picker() -> str | None:
     """The model reference the user chose (None until one is typed), with availability and licence shown."""
-    choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, key="train_model_choice",
+    choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, **kept("train_model_choice"),
                           help="SpanBERT is the default. The built-in MiniLM works without any network.")
     if choice == LOCAL_CHOICE:
-        ref = st.text_input("Model folder", key="train_model_folder", placeholder="/path/to/saved-model",
+        ref = st.text_input("Model folder", **kept("train_model_folder"), placeholder="/path/to/saved-model",
                             help="A folder saved with save_pretrained: config.json + weights (+ tokenizer).").strip()
     elif choice == HUB_CHOICE:
-        ref = st.text_input("Hugging Face model id", key="train_model_hub", placeholder="bert-base-cased",
+        ref = st.text_input("Hugging Face model id", **kept("train_model_hub"), placeholder="bert-base-cased",
                             help="Any encoder on the Hub, e.g. bert-base-cased or roberta-base.").strip()
     else:
         ref = choice
@@ -193,12 +245,26 @@ def _model_picker() -> str | None:
     return ref
 
 
+NO_EVAL_DATASET = "None (see below what is measured)"
+
+
 def _eval_choice(dataset: dict, datasets: list[dict]) -> str | None:
     same_task = [d["name"] for d in datasets if d["task"] == dataset["task"]]
-    return st.selectbox("Evaluation dataset", [None, *same_task], key="train_eval_dataset",
-                        format_func=lambda name: "Hold out part of the training data" if name is None else name,
-                        help="Scores during training come from here. By default the dataset's own validation "
-                             "split, or 20% of its labeled rows, is held out.")
+    return st.selectbox("Evaluation dataset", [None, *same_task], **kept("train_eval_dataset"),
+                        format_func=lambda name: NO_EVAL_DATASET if name is None else name,
+                        help="Scores come from here. Without one: the dataset's own validation split, else a "
+                             "held-out share of its labeled rows when there are enough; the line below the "
+                             "settings says which.")
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _measurement_plan(dataset: str, labeled: int, eval_dataset: str | None, fraction: float | None, few_shot: str,
+                      seed: int, folds: int | None) -> dict:
+    """training.measurement_plan for these settings (cached briefly: it reads the dataset; ``labeled`` is part of
+    the key so labeling elsewhere refreshes it)."""
+    from core.training import measurement_plan
+    return measurement_plan(TrainConfig(dataset=dataset, eval_dataset=eval_dataset, validation_fraction=fraction,
+                                        few_shot=few_shot, seed=seed, cross_validation=folds))
 
 
 def _help(name: str) -> str:
@@ -256,8 +322,17 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
         fraction = c4.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.05, value=None,
                                    placeholder="auto", key="train_validation_fraction",
                                    help=_help("validation_fraction"))
+        folds = st.columns(4)[0].number_input("Cross-validation folds", min_value=0, max_value=20, value=None, step=1,
+                                              placeholder="auto", key="train_cross_validation",
+                                              help=_help("cross_validation"))
     if device == "cpu" and precision == "fp16":
         st.warning("fp16 needs a GPU: on the CPU use fp32 (or bf16).")
+    try:
+        plan = _measurement_plan(dataset["name"], dataset["labeled"], eval_dataset, fraction, few_shot, int(seed),
+                                 folds)
+    except TrainingError as error:  # a setting the form's own check below names
+        plan = {"measured": False, "text": str(error)}
+    (st.caption if plan["measured"] else st.info)(f"What this run measures: {plan['text']}")
     if ref is None:
         return None
     try:  # the same checks as the command line's: a bad value is named before any run exists
@@ -265,7 +340,7 @@ def _settings(dataset: dict, datasets: list[dict], ref: str | None) -> TrainConf
                            learning_rate=lr, batch_size=batch, max_length=max_length, doc_stride=doc_stride,
                            seed=seed, device=device, precision=precision, max_steps=max_steps, eval_every=eval_every,
                            patience=patience, validation_fraction=fraction, few_shot=few_shot,
-                           freeze_word_embeddings=freeze, label_examples=label_examples)
+                           freeze_word_embeddings=freeze, label_examples=label_examples, cross_validation=folds)
     except TrainingError as error:
         st.error(f"Cannot train with these settings: {plain(error)}")
         return None
@@ -277,11 +352,14 @@ def _new_run_form(runner) -> None:
         st.info("No datasets yet: upload a CSV or load a sample on the Data page first.")
         st.page_link("pages/data.py", label="Go to the Data page", icon="📄")
         return
-    names = [d["name"] for d in datasets]
-    name = st.selectbox("Dataset", names, key="train_dataset",
-                        format_func=lambda n: _dataset_title(next(d for d in datasets if d["name"] == n)),
-                        help="What the model learns from. Only labeled rows are used.")
-    dataset = next(d for d in datasets if d["name"] == name)
+    by_id = {d["id"]: d for d in datasets}
+    # Keyed by dataset id, shown by a text nobody else changes (name and task): the browser keeps a choice only
+    # while its text is still among the options, so counts that change when someone labels stay out of it.
+    dataset_id = st.selectbox("Dataset", list(by_id), **kept("train_dataset"),
+                              format_func=lambda i: _dataset_title(by_id[i]),
+                              help="What the model learns from. Only labeled rows are used.")
+    dataset = by_id[dataset_id]
+    st.caption(f"{dataset['labeled']} of {dataset['rows']} rows labeled.")
     ref = _model_picker()
     cfg = _settings(dataset, datasets, ref)
     if runner.is_busy():
@@ -289,7 +367,7 @@ def _new_run_form(runner) -> None:
     if st.button("Start training", type="primary", icon="🚀", key="train_start", disabled=cfg is None,
                  help="Runs in the background: you can leave this page, the run goes on."):
         try:
-            run_id = runner.submit(cfg)
+            run_id = runner.submit(cfg, created_by=current_user())
         except (storage.StorageError, TrainingError) as exc:  # e.g. a max length beyond the model's limit
             st.error(plain(exc))
             return
@@ -298,7 +376,8 @@ def _new_run_form(runner) -> None:
 
 
 def _dataset_title(dataset: dict) -> str:
-    return f"{dataset['name']} — {dataset['task']}, {dataset['labeled']} of {dataset['rows']} rows labeled"
+    """The Dataset option's text: only what does not change while people label (see _new_run_form)."""
+    return f"{dataset['name']} — {dataset['task']}"
 
 
 st.title("Train")

@@ -57,6 +57,9 @@ def make_tiny_model(folder: Path, with_tokenizer: bool = True) -> Path:
 def one_torch_thread():
     """Tiny models train faster on one thread, and the suite shares 2 cores with the browser test's server."""
     import torch
+    # Resolve transformers' lazy names once, here: the app's background warm-up thread (pages.common.get_runner)
+    # importing them at the same moment as a fixture made "cannot import name 'BertConfig'" fail the first use.
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # noqa: F401
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

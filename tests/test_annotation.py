@@ -134,7 +134,7 @@ def test_answer_hint_names_near_misses():
 
 def test_describe_undo_and_history_frame():
     examples = _examples([None, "a"])
-    assert annotation.describe_undo(None, examples) == "Nothing to undo."
+    assert annotation.describe_undo(None, examples) == "Nothing of yours to undo: undo reverts only your own changes."
     undone = {"example_id": 11, "field": "label", "restored": None}
     assert annotation.describe_undo(undone, examples) == "Undone: row 2 label is back to (none)."
     answer = {"example_id": 10, "field": "answer", "restored": {"answer_text": "", "answer_start": None}}
@@ -142,10 +142,18 @@ def test_describe_undo_and_history_frame():
     when = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
     frame = annotation.history_frame([
         {"position": 1, "field": "label", "old_value": None, "new_value": "a", "actor": "user", "undone": True,
-         "created_at": when},
+         "created_at": when, "person": "Bea"},
         {"position": 0, "field": "answer", "old_value": None, "new_value": {"answer_text": "bob", "answer_start": 8},
          "actor": "suggestion", "undone": False, "created_at": when},
     ])
     assert frame["row"].tolist() == [2, 1]
     assert frame["change"].tolist() == ["(none) → 'a'", "(none) → 'bob' at 8"]
-    assert frame["by"].tolist() == ["user (undone)", "suggestion"]
+    assert frame["who"].tolist() == ["Bea", "unknown"]
+    assert frame["how"].tolist() == ["by hand (undone)", "accepted suggestion"]
+    pending = {"position": 1, "field": "label", "replaced": "a", "restored": None, "count": 1, "actor": "user"}
+    assert annotation.undo_button_text(pending) == "↶ Undo your row 2 change: 'a' → (none)"
+    assert annotation.undo_button_text({**pending, "count": 3, "actor": "bulk"}) == "↶ Undo your bulk change of 3 rows"
+    assert annotation.undo_button_text(None) == "↶ Nothing of yours to undo"
+    spans = [{"start": 0, "end": 4, "label": "PER"}, {"start": 9, "end": 14, "label": "ORG"}]
+    assert annotation.undo_button_text({**pending, "field": "spans", "replaced": spans, "restored": []}) == \
+        "↶ Undo your row 2 change: 2 entities (PER, ORG) → no entities"  # never a raw Python list

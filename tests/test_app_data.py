@@ -59,8 +59,11 @@ def test_empty_state_and_one_click_samples(data_page):
     at.button(key="sample:support_tickets").click().run()  # loading it again says so, changes nothing
     assert any("already exists" in message for message in _texts(at.info))
     assert len(storage.list_datasets()) == 2
-    table = at.dataframe[-1].value
+    table = next(frame.value for frame in at.dataframe if "name" in frame.value.columns)
     assert table["name"].tolist() == ["company_faq_qa", "support_tickets"] and table["rows"].tolist() == [40, 80]
+    assert table["imported by"].tolist() == ["anonymous", "anonymous"]  # no name typed in the sidebar
+    activity = next(frame.value for frame in at.dataframe if "what" in frame.value.columns)
+    assert activity["what"].str.startswith("imported dataset").all() and len(activity) == 2
 
 
 def test_bad_file_lists_every_problem_and_saves_nothing(data_page):
@@ -70,7 +73,7 @@ def test_bad_file_lists_every_problem_and_saves_nothing(data_page):
     assert not at.exception
     assert any("2 problem(s): 2 of 4 rows cannot be imported" in message for message in _texts(at.error))
     problems = _problem_tables(at)[0]
-    assert problems["where"].tolist() == ["line 3", "line 4"]
+    assert problems["where"].tolist() == ["row 2 (line 3)", "row 3 (line 4)"]  # rows counted as the Label page does
     assert problems["field"].tolist() == ["text", "split"]
     assert "text is empty" in problems["problem"][0] and "holdout" in problems["problem"][1]
     assert any(list(frame.value.columns) == ["text", "label", "split"] and len(frame.value) == 4
@@ -130,7 +133,7 @@ def test_qa_file_shows_warnings_for_fixed_offsets(data_page):
     assert at.radio[0].value == "qa"  # guessed from the columns
     assert any("warning" in message for message in _texts(at.warning))
     warnings = _problem_tables(at)[-1]
-    assert warnings["where"].tolist() == ["line 2"] and "corrected to 28" in warnings["problem"][0]
+    assert warnings["where"].tolist() == ["row 1 (line 2)"] and "corrected to 28" in warnings["problem"][0]
     _button(at, "Import 1 rows as dataset faq").click().run()
     assert storage.load_examples("faq")[0]["answer_start"] == 28
 
@@ -156,6 +159,11 @@ def test_downloads_and_delete_needs_confirmation(data_page, monkeypatch):
     assert len(builders["capitals.jsonl"]().decode().splitlines()) == len(qa_rows())
     squad = json.loads(builders["capitals.squad.json"]())
     assert sum(len(paragraph["qas"]) for paragraph in squad["data"][0]["paragraphs"]) == len(qa_rows())
+    # a queued run trains on it: the page says so and offers no delete (core refuses it too)
+    assert at.button(key="delete:capitals").disabled and at.checkbox(key="confirm_delete:capitals").disabled
+    assert any(f"run #{run_id} (queued, started by unknown) uses it" in message for message in _texts(at.warning))
+    storage.update_run(run_id, status="completed")
+    at.run()
     delete = at.button(key="delete:capitals")
     assert delete.disabled
     at.checkbox(key="confirm_delete:capitals").check().run()

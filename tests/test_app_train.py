@@ -43,7 +43,7 @@ def home(tmp_path_factory):
 
 
 def choose_local_model(at: AppTest, folder: Path, dataset: str, **numbers) -> AppTest:
-    at.selectbox(key="train_dataset").set_value(dataset)
+    at.selectbox(key="train_dataset").set_value(storage.get_dataset(dataset)["id"])
     at.selectbox(key="train_model_choice").set_value("local folder").run()
     at.text_input(key="train_model_folder").set_value(str(folder))
     at.selectbox(key="train_device").set_value("cpu")

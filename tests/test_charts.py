@@ -109,11 +109,35 @@ def test_run_label_and_runs_table():
                                                    best_metric=None, duration_s=None)])
     assert list(table["id"]) == [3, 4]
     first, second = table.iloc[0], table.iloc[1]
-    assert (first["epochs"], first["lr"], first["batch"]) == ("3", "5.0e-05", "16")
+    assert (first["epochs"], first["lr"], first["batch"]) == ("3 planned", "5.0e-05", "16")  # an older run
     assert (second["epochs"], second["lr"], second["batch"]) == ("auto", "auto", "8")
     assert first["best metric"] == "macro-F1 0.900" and first["duration"] == "1:15"
     assert first["when"] == "2025-05-01 09:30" and second["duration"] == ""
     assert list(charts.runs_table([]).columns) == list(table.columns)
+
+
+def test_progress_says_when_the_cross_validation_estimate_is_being_made():
+    info = charts.progress_info({"status": "running", "step": 40, "total_steps": 40, "duration_s": 65.0,
+                                 "metrics": {"cross_validation_fold": [2, 5]}})
+    assert info["text"] == "trained; estimating its scores: cross-validation model 2 of 5 · 1:05 elapsed"
+    assert info["fraction"] == 1.0 and info["remaining_s"] is None
+
+
+def test_runs_table_shows_what_actually_ran_and_why_it_stopped():
+    stopped_early = run_row(step=30, total_steps=1200, status="completed",
+                            metrics={"steps_run": 30, "epochs_run": 0.75, "epochs_planned": 38.0,
+                                     "stopped": "max_steps"})
+    cancelled = run_row(id=5, step=7, total_steps=40, status="cancelled",
+                        metrics={"epochs_run": 1.4, "epochs_planned": 8.0, "stopped": "cancelled"})
+    early = run_row(id=6, status="completed", metrics={"epochs_run": 3.0, "epochs_planned": 10.0,
+                                                        "stopped": "early_stopped"})
+    done = run_row(id=7, status="completed", metrics={"epochs_run": 10.0, "epochs_planned": 10.0,
+                                                       "stopped": "finished"})
+    table = charts.runs_table([stopped_early, cancelled, early, done])
+    assert table["steps"].tolist()[:2] == ["30 of 1200", "7 of 40"]
+    assert table["epochs"].tolist() == ["0.75 of 38", "1.4 of 8", "3 of 10", "10 of 10"]
+    assert table["stopped"].tolist() == ["max steps reached", "cancelled", "early stop (no improvement)",
+                                         "all epochs done"]
 
 
 def test_per_class_table_and_headline_metrics():

@@ -265,3 +265,62 @@ def test_train_samples_per_second_is_samples_over_training_loop_seconds(spanlab_
     assert metrics["train_seconds"] >= 0.05 * len(logged) > 0  # the logging counts
     assert metrics["eval_seconds"] >= 0.3 * len(evaluations) > 0  # the validation passes are kept apart
     assert metrics["train_seconds"] + metrics["eval_seconds"] <= metrics["wall_seconds"]
+
+
+def test_listings_json_has_no_internal_keys_and_runs_without_metrics_read_plainly(spanlab_home, tmp_path, capsys,
+                                                                                    monkeypatch):
+    from core import storage
+    monkeypatch.setenv("SPANLAB_USER", "Ann")
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(2), ["text", "label"])
+    assert cli(capsys, "import", str(data), "--task", "classification")[0] == 0
+    assert storage.get_dataset("reviews")["created_by"] == "Ann"
+    for command in ("datasets", "models"):
+        code, out, _ = cli(capsys, command)
+        assert code == 0 and "_text" not in out
+    run_id = storage.create_run("reviews", "classification", "tiny", {}, created_by="Bea")
+    storage.update_run(run_id, status="failed")
+    assert main(["runs"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "=-" not in line and "no metrics" in line and line.endswith("by Bea")
+    code, out, _ = cli(capsys, "runs")
+    assert "_text" not in out and out["runs"][0]["created_by"] == "Bea"
+    assert main(["activity"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[2:4] for line in lines] == [["Bea", "started"], ["Ann", "imported"]]
+
+
+def test_deleting_a_dataset_an_active_run_uses_is_refused(spanlab_home, tmp_path, capsys):
+    from core import storage
+    data = write_csv(tmp_path / "reviews.csv", sentiment_rows(2), ["text", "label"])
+    assert cli(capsys, "import", str(data), "--task", "classification")[0] == 0
+    run_id = storage.create_run("reviews", "classification", "tiny", {})
+    assert main(["delete-dataset", "reviews"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: dataset 'reviews' is not deleted: run #{run_id} (queued") and "Traceback" not in err
+    assert storage.get_dataset("reviews")["rows"] == 4
+
+
+def test_label_errors_name_labels_without_python_lists(spanlab_home):
+    from core import storage
+    storage.create_dataset("tickets", "classification", [{"text": "a"}], labels=["billing", "technical"])
+    row = storage.load_examples("tickets")[0]
+    with pytest.raises(storage.InvalidEditError) as refused:
+        storage.set_label(row["id"], "shipping", row["version"])
+    assert "(labels: 'billing', 'technical')" in str(refused.value) and "[" not in str(refused.value)
+    with pytest.raises(storage.InvalidEditError) as refused:
+        storage.rename_label("tickets", "nope", "x")
+    assert "[" not in str(refused.value)
+    with pytest.raises(storage.InvalidEditError) as refused:
+        storage.create_dataset("more", "classification", [{"text": "a", "label": "x"}], labels=["y", "z"])
+    assert "label set ('y', 'z')" in str(refused.value) and "[" not in str(refused.value)
+
+
+def test_quiet_pytest_still_reports_its_pass_count_and_readme_uses_the_venv_python():
+    """`scripts/test.sh -q` passes -q to pytest: the project's addopts must not make that -qq (no summary line)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--durations=0",
+                           "tests/test_task_interface.py", "-k", "scan_finds"], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert re.search(r"^\d+ passed", done.stdout, re.MULTILINE), done.stdout[-2000:]
+    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    assert not re.search(r"(^|[`( |])python -m core", readme, re.MULTILINE)  # always .venv/bin/python -m core

@@ -137,7 +137,7 @@ def test_squad_problem_uses_record_numbers():
     document["data"][0]["paragraphs"][1]["qas"][0]["answers"][0]["text"] = "Spain"
     result = load_file(json.dumps(document).encode(), "qa", filename="squad.json")
     assert _problem_strings(result) == [
-        "record 3, field 'answer_text': 'Spain' does not occur in the context — correct the answer or the context"]
+        "row 3, field 'answer_text': 'Spain' does not occur in the context — correct the answer or the context"]
 
 
 def test_sources_bytes_path_string_and_file_like(tmp_path):
@@ -235,7 +235,7 @@ def test_missing_qa_question_column():
 
 def test_empty_text_is_a_problem_with_line_and_field():
     result = load_file(b"Text,label\nok,x\n   ,y\nfine,\n", "classification", filename="x.csv")
-    assert _problem_strings(result) == ["line 3, field 'Text': the text is empty — write the text or delete the row"]
+    assert _problem_strings(result) == ["row 2 (line 3), field 'Text': the text is empty — write the text or delete the row"]
     assert result.rows == [{"text": "ok", "label": "x"}, {"text": "fine", "label": None}]
     assert result.total_rows == 3
 
@@ -274,7 +274,7 @@ def test_duplicate_rows_are_warned_and_kept():
     result = load_file(b"text,label\nsame,x\nother,y\nsame,x\n", "classification", filename="x.csv")
     assert result.ok and len(result.rows) == 3
     assert [str(warning) for warning in result.warnings] == [
-        "line 4, field 'text': this row repeats line 2 exactly — it is kept; delete it if it was not meant"]
+        "row 3 (line 4), field 'text': this row repeats row 1 exactly — it is kept; delete it if it was not meant"]
 
 
 def test_conflicting_labels_for_same_text_are_warned():
@@ -314,7 +314,7 @@ CTX = "Paris is big. Lyon is smaller than Paris."
 def test_qa_answer_not_in_context():
     result = _qa([(CTX, "Which city?", "Marseille", "")])
     assert _problem_strings(result) == [
-        "line 2, field 'answer': 'Marseille' does not occur in the context — correct the answer or the context"]
+        "row 1 (line 2), field 'answer': 'Marseille' does not occur in the context — correct the answer or the context"]
     assert result.rows == []
 
 
@@ -334,7 +334,7 @@ def test_qa_wrong_start_fixed_when_answer_occurs_once():
     result = _qa([(CTX, "Which smaller city?", "Lyon", "3")])
     assert result.ok
     assert result.rows[0]["answer_start"] == 14
-    assert str(result.warnings[0]) == ("line 2, field 'answer_start': answer_start 3 does not point at 'Lyon'; "
+    assert str(result.warnings[0]) == ("row 1 (line 2), field 'answer_start': answer_start 3 does not point at 'Lyon'; "
                                        "corrected to 14, the only place it occurs")
 
 
@@ -423,7 +423,7 @@ def test_summary_truncates_long_problem_lists():
     assert len(result.problems) == 30
     summary = result.summary(max_items=5)
     assert summary.startswith("30 problem(s): 30 of 30 rows cannot be imported")
-    assert "line 6, field 'text'" in summary and "line 7," not in summary
+    assert "row 5 (line 6), field 'text'" in summary and "line 7)" not in summary
     assert "... and 25 more" in summary
 
 

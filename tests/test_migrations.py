@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from core import storage
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest.fixture
@@ -65,6 +65,8 @@ def test_upgrade_from_0001_keeps_data_and_new_columns_work(old_database):
     examples = storage.load_examples("reviews")
     assert [(e["text"], e["label"], e["version"]) for e in examples] == [("great", "pos", 1), ("awful", None, 1)]
     assert storage.label_history("reviews")[0]["new_value"] == "pos"
+    assert storage.label_history("reviews")[0]["person"] == "unknown"  # changes from before 0006: nobody recorded
+    assert dataset["created_by"] == "unknown" and storage.get_run(1)["created_by"] == "unknown"
 
     assert storage.set_label(2, "neg", expected_version=1) == 2  # examples.version is usable
     with pytest.raises(storage.StaleEditError):
@@ -121,7 +123,7 @@ def test_upgrade_to_0005_rebuilds_runs_in_place_so_ids_are_never_reused(old_data
                                 "VALUES (3, 1, 'train/loss', 0.25, :now)"), {"now": now})
     engine.dispose()
     storage.migrate(old_database, "0004")
-    storage.migrate(old_database)  # 0004 -> 0005
+    storage.migrate(old_database)  # 0004 -> head
     assert _revision(old_database) == HEAD
     assert storage.metric_frame([1, 3])["value"].tolist() == [0.5, 0.25]
     runs = {run["id"]: run for run in storage.list_runs()}

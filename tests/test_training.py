@@ -62,6 +62,10 @@ def test_word_embeddings_train_when_asked_and_for_qa(spanlab_home, tiny_model_di
     run = train_and_get(cfg)
     assert run["status"] == "completed", run["error"]
     assert not _same_word_embeddings(tiny_model_dir, run["artifact_dir"])
+    # what ran, not what was planned: 3 steps of 2 per epoch, stopped by the step cap
+    metrics = run["metrics"]
+    assert (metrics["stopped"], metrics["steps_run"], metrics["epochs_run"]) == ("max_steps", 3, 1.5)
+    assert metrics["epochs_planned"] > 1.5
     storage.create_dataset("capitals", "qa", qa_rows())
     run = train_and_get(TrainConfig(dataset="capitals", model=str(tiny_model_dir), learning_rate=1e-3, batch_size=8,
                                     max_steps=3, max_length=64, doc_stride=16, device="cpu"))
@@ -103,6 +107,7 @@ def test_cancel_stops_within_a_step_and_is_recorded(spanlab_home, tiny_model_dir
     run = train_and_get(cfg, cancel=cancel, progress=progress)
     assert run["status"] == "cancelled"
     assert run["step"] <= steps[0] + 1
+    assert run["metrics"]["stopped"] == "cancelled" and run["metrics"]["steps_run"] == run["step"]
     assert run["finished_at"] is not None
 
 
@@ -111,9 +116,10 @@ def test_runner_queues_runs_and_cancels_queued(spanlab_home, tiny_model_dir):
     runner = JobRunner()
     cfg = TrainConfig(dataset="sentiment", model=str(tiny_model_dir), batch_size=4, max_steps=15, device="cpu")
     first, second = runner.submit(cfg), runner.submit(cfg)
-    runner.cancel(second)
+    runner.cancel(second, by="Eve")
     assert runner.wait(first, timeout=120)["status"] == "completed"
     assert runner.wait(second, timeout=120)["status"] == "cancelled"
+    assert storage.get_run(second)["cancelled_by"] == "Eve"
 
 
 def test_failures_are_recorded_with_a_message(spanlab_home, tiny_model_dir):
@@ -165,3 +171,43 @@ def test_length_grouped_batches_cover_every_example_once():
     assert sorted(i for b in batches for i in b) == list(range(1000))
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 40  # batches hold similar lengths, so dynamic padding pads little
+
+
+def test_measurement_plan_says_what_a_run_will_measure_before_it_starts(spanlab_home):
+    from core.training import measurement_plan
+    rows = sentiment_rows(8)
+    for row in rows[:2] + rows[8:10]:
+        row["split"] = "validation"
+    storage.create_dataset("split", "classification", rows)
+    plan = measurement_plan(TrainConfig(dataset="split"))
+    assert plan["measured"] and "this dataset's validation split (4 rows, not trained on); 12 rows train" in plan["text"]
+    storage.create_dataset("tiny", "classification", sentiment_rows(3))
+    plan = measurement_plan(TrainConfig(dataset="tiny", few_shot="off", validation_fraction=0.0))
+    assert not plan["measured"] and "none is held out (the validation fraction is 0)" in plan["text"]
+    plan = measurement_plan(TrainConfig(dataset="missing"))
+    assert not plan["measured"] and plan["text"].startswith("This run cannot start yet: no dataset 'missing'")
+
+
+def test_few_shot_run_gets_a_cross_validation_estimate_of_its_scores(spanlab_home, tiny_model_dir):
+    from core.training import fold_rows, measurement_plan
+    storage.create_dataset("few", "classification", sentiment_rows(5))
+    cfg = TrainConfig(dataset="few", model=str(tiny_model_dir), learning_rate=2e-3, batch_size=4, max_steps=4,
+                      device="cpu")
+    plan = measurement_plan(cfg)
+    assert plan["measured"] and "a 5-fold cross-validation estimates them" in plan["text"]
+    run = train_and_get(cfg)
+    assert run["status"] == "completed", run["error"]
+    estimate = run["metrics"]["cross_validation"]
+    assert (estimate["folds"], estimate["rows"]) == (5, 10)
+    assert 0 <= estimate["metrics"]["accuracy"] <= 1 and "macro_f1" in estimate["metrics"]
+    assert sum(map(sum, estimate["metrics"]["confusion_matrix"])) == 10  # every row scored once, by a model
+    assert run["best_metric"] is None  # that did not train on it; the run itself held nothing out
+
+    rows = [{"id": i, "label": "ab"[i % 2]} for i in range(10)]
+    folds = fold_rows(rows, 5, seed=1)
+    assert sorted(r["id"] for fold in folds for r in fold) == list(range(10))
+    assert all(sorted(r["label"] for r in fold) == ["a", "b"] for fold in folds)  # stratified
+    qa = [{"id": i, "context": f"c{i // 3}"} for i in range(9)]
+    assert all(len({r["context"] for r in fold}) == 1 for fold in fold_rows(qa, 3, seed=1))  # contexts kept whole
+    assert not train_and_get(TrainConfig(dataset="few", model=str(tiny_model_dir), batch_size=4, max_steps=2,
+                                         device="cpu", cross_validation=0))["metrics"].get("cross_validation")

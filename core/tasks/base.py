@@ -41,17 +41,28 @@ class TaskDataError(UserError, ValueError):
 
 @dataclass
 class Problem:
-    """One thing wrong (or worth a look) in the input. ``line`` is None for file-level issues."""
+    """One thing wrong (or worth a look) in the input. ``line`` is None for file-level issues; ``row`` is the data
+    row's number counted from 1 as the Label page counts rows (the file line differs: header, CoNLL sentences)."""
 
     line: int | None
     field: str
     message: str
     unit: str = "line"  # "line" for CSV/TSV/JSONL/CoNLL, "record" for JSON
+    row: int | None = None
+
+    @property
+    def where(self) -> str:
+        """'row 5 (line 6)', 'row 3' (a JSON record), 'line 4' (no row known) or 'whole file'."""
+        if self.row is None:
+            return f"{self.unit} {self.line}" if self.line is not None else "whole file"
+        if self.line is None or (self.unit == "record" and self.line == self.row):
+            return f"row {self.row}"
+        return f"row {self.row} ({self.unit} {self.line})"
 
     def __str__(self) -> str:
         parts = []
-        if self.line is not None:
-            parts.append(f"{self.unit} {self.line}")
+        if self.line is not None or self.row is not None:
+            parts.append(self.where)
         if self.field:
             parts.append(f"field '{self.field}'")
         where = ", ".join(parts)
@@ -119,11 +130,12 @@ class Rows:
 
     def problem(self, pos: int, field_name: str, message: str) -> None:
         self.result.problems.append(Problem(self.lines[pos], self.mapping.get(field_name, field_name), message,
-                                            self.unit))
+                                            self.unit, row=pos + 1))
 
     def warn(self, pos: int | None, field_name: str, message: str) -> None:
         line = None if pos is None else self.lines[pos]
-        self.result.warnings.append(Problem(line, self.mapping.get(field_name, field_name), message, self.unit))
+        self.result.warnings.append(Problem(line, self.mapping.get(field_name, field_name), message, self.unit,
+                                            row=None if pos is None else pos + 1))
 
     def splits(self) -> tuple[list, np.ndarray]:
         """Normalised split per row (None if empty) and a mask of rows with an unknown split (problems added)."""
@@ -245,7 +257,7 @@ def warn_duplicates(rows: Rows, keys: pd.DataFrame, bad: np.ndarray, field_name:
     group = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
     first = pd.Series(np.arange(len(keys))).groupby(group).transform("min").to_numpy()
     for pos in np.flatnonzero(duplicated):
-        rows.warn(pos, field_name, f"this row repeats {rows.unit} {rows.lines[first[pos]]} exactly — it is kept; "
+        rows.warn(pos, field_name, f"this row repeats row {first[pos] + 1} exactly — it is kept; "
                                    "delete it if it was not meant")
 
 

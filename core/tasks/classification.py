@@ -134,7 +134,8 @@ class Classification(Task):
     def check_edit(self, example, value, labels: list[str]):
         label = optional_str(value)
         if label is not None and label not in labels:
-            raise TaskDataError(f"unknown label {label!r} (labels: {labels}): add the label first")
+            raise TaskDataError(f"unknown label {label!r} (labels: {quoted(labels) or 'none yet'}): "
+                                "add the label first")
         return label
 
     def relabel(self, value, old: str, new: str):
@@ -171,7 +172,7 @@ class Classification(Task):
         labels = [lab for lab in dataset_labels if lab in present or any(e["label"] == lab for e in validation)]
         unknown = sorted({e["label"] for e in validation} - set(labels))
         if unknown:
-            raise TaskDataError(f"The evaluation data has labels the training data lacks: {unknown}. "
+            raise TaskDataError(f"The evaluation data has labels the training data lacks: {quoted(unknown)}. "
                                 "Add training examples for them or remove them from the evaluation data.")
         return labels
 
@@ -204,7 +205,7 @@ class Classification(Task):
     def check_eval_labels(self, examples, model_labels):
         unknown = sorted({e["label"] for e in examples} - set(model_labels))
         if unknown:
-            raise TaskDataError(f"the dataset has labels the model was not trained on: {unknown}.")
+            raise TaskDataError(f"the dataset has labels the model was not trained on: {quoted(unknown)}.")
 
     def certainty(self, prediction) -> float:
         return float(prediction[0]["score"]) if prediction else 0.0

@@ -355,7 +355,8 @@ class EntitySpans(Task):
         spans = _clean_spans(example.text or "", value, f"example {example.id}")
         unknown = sorted({span["label"] for span in spans or []} - set(labels))
         if unknown:
-            raise TaskDataError(f"unknown entity type {unknown[0]!r} (types: {labels}): add the type first")
+            raise TaskDataError(f"unknown entity type {unknown[0]!r} (types: {quoted(labels) or 'none yet'}): "
+                                "add the type first")
         return spans
 
     def relabel(self, value, old, new):
