@@ -11,7 +11,6 @@ import json
 import os
 import threading
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -223,7 +222,7 @@ def load_tokenizer(folder: Path, notes: list[str] | None = None):
     return AutoTokenizer.from_pretrained(fallback.folder, trust_remote_code=False)
 
 
-def local_folder(ref: str | None) -> Path | None:
+def available_folder(ref: str | None) -> Path | None:
     """The folder of ``ref`` when it is here without the network (built in, a local folder, the Hugging Face cache);
     None otherwise (the run then resolves, and may download, the model as usual)."""
     try:

@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import os
 
+from core.errors import SettingsError
+
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
 MIN_ITERATIONS = 1_000
@@ -20,14 +22,14 @@ MIN_PASSWORD_LENGTH = 8
 _DUMMY = f"{SCHEME}${ITERATIONS}${'00' * SALT_BYTES}${'00' * 32}"
 
 
-class PasswordSettingError(ValueError):
+class PasswordSettingError(SettingsError):
     """A stored password entry is not a hash this module wrote; the message says how to make one."""
 
 
 def hash_password(password: str, *, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
     """The string to store for ``password``."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise SettingsError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
     return f"{SCHEME}${iterations}${salt.hex()}${digest.hex()}"

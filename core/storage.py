@@ -39,7 +39,7 @@ from sqlalchemy.pool import StaticPool
 from core import tasks
 from core.config import database_url
 from core.errors import UserError
-from core.tasks.base import SPLITS, TaskDataError, check_name, clean_split, hidden_characters, optional_str, quoted
+from core.tasks.base import TaskDataError, check_name, clean_split, hidden_characters, optional_str, quoted
 
 log = logging.getLogger(__name__)
 TASKS = tasks.NAMES

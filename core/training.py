@@ -205,7 +205,7 @@ def check_for_model(cfg: TrainConfig, folder: Path | None = None) -> None:
     any training; a model not on this machine yet is checked once it is (when the run starts)."""
     if cfg.max_length is None:
         return
-    folder = folder or models.local_folder(cfg.model)
+    folder = folder or models.available_folder(cfg.model)
     limit = models.input_limit(folder) if folder else None
     if limit is not None and cfg.max_length > limit:
         raise TrainingError(f"max_length {cfg.max_length} is more than the model {cfg.model} can read: its limit is "

@@ -6,7 +6,6 @@ All checks and conversions live in core.importing / core.exporting / core.storag
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd

@@ -492,7 +492,7 @@ labeled, total = annotation.progress(examples, info["task"])
 top = st.columns([4, 1])
 top[0].progress(labeled / total, text=annotation.progress_text(labeled, total, info["task"]))
 _pending_undo = storage.last_undoable(info["id"], person=current_user())
-top[1].button(annotation.undo_button_text(_pending_undo), key="undo", on_click=_undo, args=(info["id"],),
+top[1].button(plain(annotation.undo_button_text(_pending_undo)), key="undo", on_click=_undo, args=(info["id"],),
               width="stretch", disabled=_pending_undo is None,
               help=f"Reverts your own most recent change in this dataset (you are {current_user()}); other people's "
                    "changes stay.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import charts, storage
+from pages.common import plain
 
 WATCHING_KEY = "train_watching"  # this tab's run, noted by the Train page while it trains
 ANNOUNCED_KEY = "train_announced"  # runs whose end this tab was told about
@@ -40,5 +41,5 @@ def announce_run_end() -> dict | None:
     if run["status"] in ("queued", "running"):
         return None
     announced.append(run_id)
-    st.toast(outcome(run), icon="✅" if run["status"] == "completed" else "⚠️")
+    st.toast(plain(outcome(run)), icon="✅" if run["status"] == "completed" else "⚠️")
     return run

@@ -72,7 +72,7 @@ def _delete_confirmation(run: dict) -> None:
     if st.session_state.get(CONFIRM_KEY) != run_id:
         return
     owner = run.get("created_by")
-    theirs = f" It was started by {owner}, not by you." if owner and owner != current_user() else ""
+    theirs = f" It was started by {plain(owner)}, not by you." if owner and owner != current_user() else ""
     st.warning(f"Delete run #{run_id}, its metrics and its saved model? This cannot be undone.{theirs}")
     yes, no, _ = st.columns([1, 1, 4])
     yes.button("Yes, delete", type="primary", key="runs_delete_yes", on_click=_delete, args=(run_id,))

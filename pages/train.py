@@ -124,10 +124,10 @@ def _cancel_controls(run: dict) -> None:
     if note:
         (st.info if note[0] == "info" else st.warning)(note[1])
     if st.session_state.get(CONFIRM_CANCEL_KEY) == run_id:
-        st.warning(f"Run #{run_id} was started by {owner}, not by you. Cancel it anyway? They will see that you "
+        st.warning(f"Run #{run_id} was started by {plain(owner)}, not by you. Cancel it anyway? They will see that you "
                    "cancelled it.")
         yes, no, _ = st.columns([1, 1, 3])
-        yes.button(f"Yes, cancel {owner}'s run", key=f"train_cancel_yes_{run_id}", type="primary",
+        yes.button(f"Yes, cancel {plain(owner)}'s run", key=f"train_cancel_yes_{run_id}", type="primary",
                    on_click=_cancel, args=(run_id,))
         no.button("Keep it running", key=f"train_cancel_no_{run_id}",
                   on_click=lambda: st.session_state.pop(CONFIRM_CANCEL_KEY, None))
