@@ -259,7 +259,7 @@ def compare(summary: list[dict]) -> list[dict]:
 
 
 def print_table(summary: list[dict], comparisons: list[dict]) -> None:
-    print(f"\n| data set | k/class | side | seeds | accuracy (mean ± std) | wall s (mean ± std) | CPU s (mean) |")
+    print("\n| data set | k/class | side | seeds | accuracy (mean ± std) | wall s (mean ± std) | CPU s (mean) |")
     print("|---|---|---|---|---|---|---|")
     for r in sorted(summary, key=lambda r: (r["dataset"], r["k"], SIDES.index(r["side"]))):
         print(f"| {r['dataset']} | {r['k']} | {r['side']} | {r['seeds']} | {r['accuracy_mean']:.3f} ± "
