@@ -196,11 +196,14 @@ def cmd_hash_password(args) -> dict:
 def cmd_train(args) -> dict:
     from core import storage
     from core.runner import JobRunner
-    from core.training import check_for_model, config_from_cli, execute_run, train_other_rank
+    from core.training import check_for_model, close_distributed, config_from_cli, execute_run, train_other_rank
     cfg = config_from_cli(args, args.dataset)
     check_for_model(cfg)  # before a run row exists
     if os.environ.get("RANK", "0") != "0":  # torchrun / accelerate launch: rank 0 records the run
-        return {"rank": int(os.environ["RANK"]), **train_other_rank(cfg)}
+        try:
+            return {"rank": int(os.environ["RANK"]), **train_other_rank(cfg)}
+        finally:
+            close_distributed()
     JobRunner(recover=True)  # marks runs left "running" by a dead process as interrupted
     info = storage.get_dataset(cfg.dataset)
     if cfg.eval_dataset:
@@ -214,6 +217,7 @@ def cmd_train(args) -> dict:
     finally:
         if bar is not None:
             bar.close()
+        close_distributed()
     run = storage.get_run(run_id)
     out = {"run": run_id, "status": run["status"], "metrics": _scalars(run.get("metrics") or {}),
            "train_samples_per_second": run.get("train_samples_per_second"), "device": run.get("device"),

@@ -840,6 +840,17 @@ def _distributed() -> dict:
     return info
 
 
+def close_distributed() -> None:
+    """Destroy the process group of a torchrun / accelerate launch, if one was set up. Every rank calls it once
+    training is over: a process that exits with the group alive can die with SIGABRT at interpreter shutdown
+    (gloo's worker threads still hold tensors; pytorch/pytorch#179291)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as torch_dist
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def _agree_on_stop(reason: str | None, device: str) -> str | None:
     """All ranks stop together if any rank (rank 0 decides early stopping, any rank may be cancelled) wants to."""
     import torch
