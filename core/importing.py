@@ -211,9 +211,13 @@ def _source_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]
 
 def _read_regular_file(path: Path) -> bytes:
     """The bytes of ``path`` if it is a regular file within the size limit (see _open_regular_file)."""
+    limit = max_import_bytes()
     with _open_regular_file(path) as handle:
         try:
-            data = handle.read(max_import_bytes() + 1)
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(min(size, limit) + 1)  # read(n) sets n bytes aside first: no more than the file holds
+            if len(data) > size:  # the file grew since: read on up to the limit
+                data += handle.read(limit + 1 - len(data))
         except OSError as exc:
             raise ImportFailed(f"cannot read {path}: {exc.strerror or exc} — check the path") from exc
     _check_size(len(data), path.name)  # a file that grew while it was read
