@@ -1,4 +1,4 @@
-"""Import a large delimited file (CSV/TSV) chunk by chunk, so memory holds one chunk of rows, never the whole file.
+"""Import a large CSV/TSV or JSON Lines file chunk by chunk, so memory holds one chunk of rows, never the whole file.
 
 ``open_stream(path, task, ...)`` returns an :class:`ImportStream`, or None when the file cannot be streamed (JSON,
 a format only the task reads, a task whose row checks need the whole file: ``Task.checks_in_chunks``); the caller
@@ -22,9 +22,10 @@ import pandas as pd
 
 from core import tasks
 from core.errors import UserError
-from core.importing import (_COMPRESSED, _NUL_STAND_IN, _SNIFF_CHARS, ImportFailed, _cells_holding,
-                            _delimiter_name, _looks_binary, _open_regular_file, _refuse_cells,
-                            _reject_duplicate_columns, _sniff_delimiter, _tidy_delimited, validate)
+from core.importing import (_COMPRESSED, _JSON_NUL, _JSON_SURROGATE, _LONE_SURROGATE, _NUL_STAND_IN, _SNIFF_CHARS,
+                            ImportFailed, _cells_holding, _delimiter_name, _jsonl_record, _looks_binary,
+                            _open_regular_file, _records_frame, _refuse_cells, _reject_duplicate_columns,
+                            _sniff_delimiter, _tidy_delimited, validate)
 from core.tasks.base import FileChecks, ImportResult
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,10 @@ log = logging.getLogger(__name__)
 STREAM_CHUNK_ROWS = 20_000     # rows read, checked and handed to storage at a time
 _HEAD_CHARS = 1 << 20          # what is read first to sniff the delimiter and check the header
 _BLOCK_BYTES = 1 << 20         # the encoding pass reads this much at a time
-_NOT_STREAMED = (".json", ".jsonl", ".ndjson")
+_JSON_LINES = (".jsonl", ".ndjson")
 _NUL = ("a NUL character (\\x00)", "remove it (the file may be damaged)")
+_SURROGATE = ("half of a UTF-16 surrogate pair (a \\uD800-\\uDFFF escape without its partner)",
+              "write the character itself, or both halves of its escape")
 
 
 class ImportProblems(UserError, ValueError):
@@ -51,7 +54,7 @@ def open_stream(path: Path | str, task: str, filename: str | None = None,
     path = Path(path)
     name = filename or path.name
     suffix = Path(name).suffix.lower()
-    if not tasks.get(task).checks_in_chunks or suffix in _NOT_STREAMED:
+    if not tasks.get(task).checks_in_chunks or suffix == ".json":
         return None
     with _open_regular_file(path, streamed=True) as handle:
         head = handle.read(_BLOCK_BYTES)
@@ -67,6 +70,10 @@ def open_stream(path: Path | str, task: str, filename: str | None = None,
         head_text = text.read(_HEAD_CHARS)
     if _looks_binary(head_text[:_SNIFF_CHARS]):
         raise ImportFailed(f"{name} looks like a binary file — upload CSV, TSV, JSONL or SQuAD JSON")
+    if suffix in _JSON_LINES:
+        stream = ImportStream(path, task, name, encoding, None, mapping)
+        stream.json_lines = _json_lines_columns(path, encoding, name)  # every line read once before any is stored
+        return stream
     stripped = head_text.lstrip()
     if not stripped or (not suffix and stripped[:1] in "{["):
         return None  # JSON without a suffix, or a head of blanks: read whole
@@ -80,10 +87,13 @@ class ImportStream:
     """One streamed import; ``result`` (problems, warnings, mapping, labels, row count; no rows) is complete once
     ``batches()`` is exhausted."""
 
-    def __init__(self, path: Path, task: str, label: str, encoding: str, delimiter: str, mapping: dict | None):
+    def __init__(self, path: Path, task: str, label: str, encoding: str, delimiter: str | None,
+                 mapping: dict | None):
+        """``delimiter`` None: JSON Lines."""
         self.path, self.task, self.label = path, task, label
         self.encoding, self.delimiter, self.mapping = encoding, delimiter, mapping
         self.result = ImportResult(rows=[], problems=[], warnings=[], mapping={}, labels=[], task=task)
+        self.json_lines: tuple[list[str], bool, bool] | None = None  # JSON Lines: columns, has NUL, has surrogate
 
     def batches(self) -> Iterator[list[dict]]:
         """The good rows of each chunk. After the first problem nothing more is yielded; the rest of the file is
@@ -92,16 +102,24 @@ class ImportStream:
         file_level: set[tuple[str, str]] = set()
         labels: set[str] = set()
         nul_cells: list = []
+        surrogate_cells: list = []
         next_row, stopped = 1, False
         with _open_text(self.path, self.encoding) as raw:
             text = _NulStandIn(raw)
-            for frame in self._frames(text):
+            if self.delimiter is None:
+                columns, has_nul, has_surrogate = self.json_lines
+                frames = self._json_lines_frames(raw, columns)
+            else:
+                frames, has_surrogate = self._frames(text), False
+            for frame in frames:
                 if frame.empty:
                     continue
-                if text.saw_nul:
+                if text.saw_nul or (self.delimiter is None and has_nul):
                     nul_cells += _cells_holding(frame, self.label, (_NUL_STAND_IN, "\x00"), *_NUL)
+                if has_surrogate:
+                    surrogate_cells += _cells_holding(frame, self.label, _LONE_SURROGATE, *_SURROGATE)
                 first_row, next_row = next_row, next_row + len(frame)
-                if nul_cells or stopped:  # the file fails: only look for more of what fails it
+                if nul_cells or surrogate_cells or stopped:  # the file fails: only look for more of what fails it
                     result.total_rows += len(frame)
                     continue
                 chunk = validate(frame, self.task, self.mapping, first_row=first_row, checks=checks)
@@ -121,6 +139,7 @@ class ImportStream:
         if next_row == 1:
             raise ImportFailed(f"{self.label} has no data rows — add at least one row below the header")
         _refuse_cells(nul_cells, "line", self.label, *_NUL)
+        _refuse_cells(surrogate_cells, "line", self.label, *_SURROGATE)
         checks.finish(result)
         result.warnings.sort(key=lambda item: -1 if item.line is None else item.line)
         result.labels = sorted(labels)
@@ -144,6 +163,64 @@ class ImportStream:
             raise ImportFailed(f"cannot read {self.label} as {_delimiter_name(self.delimiter)}-separated text: "
                                f"{exc}. Wrap fields that contain the delimiter, quotes or line breaks in double "
                                'quotes (and double any quote inside: "")') from exc
+
+
+    def _json_lines_frames(self, raw, columns: list[str]) -> Iterator[pd.DataFrame]:
+        """Each chunk of a JSON Lines file as read_table's frame of it would hold those records (index: the line)."""
+        records, numbers = [], []
+        for number, line in _numbered_lines(self.path, self.encoding):
+            if not line.strip():
+                continue
+            records.append(_jsonl_record(line, number, self.label))
+            numbers.append(number)
+            if len(records) >= STREAM_CHUNK_ROWS:
+                yield self._records(records, numbers, columns)
+                records, numbers = [], []
+        if records:
+            yield self._records(records, numbers, columns)
+
+    def _records(self, records: list[dict], numbers: list[int], columns: list[str]) -> pd.DataFrame:
+        try:
+            frame = _records_frame(records, numbers, "line")
+        except RecursionError:
+            raise ImportFailed(f"{self.label} nests lists or objects inside each other too deeply to read "
+                               "(thousands of levels) — give one flat record per row") from None
+        return frame.reindex(columns=columns).fillna("")
+
+
+def _json_lines_columns(path: Path, encoding: str, label: str) -> tuple[list[str], bool, bool]:
+    """A first pass over a JSON Lines file: every line is an object (else ImportFailed naming the first that is
+    not, before anything is written), the columns in the order read_table's frame has them (first seen first),
+    and whether any line holds a NUL or a surrogate escape (then cells are checked for them)."""
+    columns: dict[str, None] = {}
+    has_nul = has_surrogate = False
+    try:
+        for number, line in _numbered_lines(path, encoding):
+            if not line.strip():
+                continue
+            record = _jsonl_record(line, number, label)
+            flat = record.get("answers")
+            if isinstance(flat, dict) and "answer_text" not in record:  # the Hugging Face SQuAD layout
+                record = {**{key: None for key in record if key != "answers"}, "answer_text": None,
+                          "answer_start": None}
+            for key in record:
+                columns.setdefault(str(key))
+            has_nul = has_nul or "\x00" in line or bool(_JSON_NUL.search(line))
+            has_surrogate = has_surrogate or bool(_JSON_SURROGATE.search(line))
+    except RecursionError:
+        raise ImportFailed(f"{label} nests lists or objects inside each other too deeply to read "
+                           "(thousands of levels) — give one flat record per row") from None
+    return list(columns), has_nul, has_surrogate
+
+
+def _numbered_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """The lines of a text file numbered as ``text.splitlines()`` of the whole file numbers them."""
+    number = 0
+    with _open_text(path, encoding) as text:
+        for physical in text:
+            for line in physical.splitlines():
+                number += 1
+                yield number, line
 
 
 def _encoding(handle) -> tuple[str, bool]:

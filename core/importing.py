@@ -359,22 +359,27 @@ def _read_jsonl(text: str, label: str) -> pd.DataFrame:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line, object_pairs_hook=_no_duplicate_keys)
-        except _DuplicateKey as exc:
-            raise ImportFailed(f"line {number} of {label} gives the key '{exc.key}' twice in one object — keep "
-                               "one of them") from None
-        except json.JSONDecodeError as exc:
-            raise ImportFailed(f"line {number} of {label} is not valid JSON ({exc.msg}, column {exc.colno}) — "
-                               "JSON Lines needs one complete JSON object per line") from exc
-        except ValueError as exc:  # e.g. a number of more than 4300 digits
-            raise ImportFailed(f"line {number} of {label} cannot be read: {exc} — shorten that value") from None
-        if not isinstance(record, dict):
-            raise ImportFailed(f"line {number} of {label} is a JSON {type(record).__name__}, not an object — "
-                               'write one object per line, e.g. {"text": "...", "label": "..."}')
-        records.append(record)
+        records.append(_jsonl_record(line, number, label))
         numbers.append(number)
     return _records_frame(records, numbers, "line")
+
+
+def _jsonl_record(line: str, number: int, label: str) -> dict:
+    """The object on line ``number`` of a JSON Lines file; ImportFailed naming the line when it is not one."""
+    try:
+        record = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise ImportFailed(f"line {number} of {label} gives the key '{exc.key}' twice in one object — keep "
+                           "one of them") from None
+    except json.JSONDecodeError as exc:
+        raise ImportFailed(f"line {number} of {label} is not valid JSON ({exc.msg}, column {exc.colno}) — "
+                           "JSON Lines needs one complete JSON object per line") from exc
+    except ValueError as exc:  # e.g. a number of more than 4300 digits
+        raise ImportFailed(f"line {number} of {label} cannot be read: {exc} — shorten that value") from None
+    if not isinstance(record, dict):
+        raise ImportFailed(f"line {number} of {label} is a JSON {type(record).__name__}, not an object — "
+                           'write one object per line, e.g. {"text": "...", "label": "..."}')
+    return record
 
 
 def _read_json(text: str, label: str) -> pd.DataFrame:

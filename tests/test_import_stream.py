@@ -1,4 +1,4 @@
-"""Streamed import (issue 12, finding 9): a delimited file larger than one chunk is read, checked and written chunk by
+"""Streamed import (issue 12, finding 9): a CSV/TSV or JSON Lines file larger than one chunk is read, checked and written chunk by
 chunk, with the same rows, line numbers, problems and warnings as reading it whole, and nothing visible after a
 failure in a late chunk. Memory itself is measured by bench/import_memory.py, not here."""
 from __future__ import annotations
@@ -111,12 +111,28 @@ def test_a_label_outside_the_given_set_in_a_late_chunk(spanlab_home, tmp_path, c
     ("blank lines.tsv", "text\tlabel\n" + "".join("\n" if i % 9 == 0 else f"t{i % 13}\t{i % 3}\n" for i in range(80))),
     ("nolabel.csv", "body\n" + "".join(f"text {i % 17}\n" for i in range(50))),
     ("nocolumn.csv", "words,label\n" + "".join(f"w{i},a\n" for i in range(30))),
+    ("records.jsonl", "".join(
+        "\n" if i % 13 == 0 else
+        f'{{"text": "t {i % 9}", "n": {i}}}\n' if i < 20 else
+        f'{{"split": "{["train", "x", ""][i % 3]}", "text": "t {i % 9}\u2028", "label": "{"abc"[i % 3]}"}}\r\n'
+        for i in range(60)) + '{"text": "", "label": "a"}\n'),
+    ("separators.jsonl", "".join(
+        "\n" if i % 13 == 0 else
+        f'{{"split": "{["train", "x", ""][i % 3]}", "text": "t {i % 9}", "label": "{"abc"[i % 3]}"}}\r\n'
+        for i in range(60)) + '{"text": "", "label": "a"}\x0c\n{"text": "last", "answers": {"text": ["a"]}}\n'),
+    ("mixed.ndjson", "".join(f'{{"Sentence": "s{i % 7}", "Category": {i % 2}}}\n' for i in range(40))),
 ])
 def test_streamed_checks_match_reading_the_file_whole(tmp_path, monkeypatch, name, text):
     """Problems, warnings (repeats and conflicting labels across chunks too), labels and rows are those of
     importing.load_file, whatever the chunk size."""
     path = write(tmp_path / name, text)
-    whole = importing.load_file(path, "classification")
+    try:
+        whole = importing.load_file(path, "classification")
+    except ImportFailed as error:  # a file that cannot be read fails the same way streamed
+        with pytest.raises(ImportFailed) as streamed_error:
+            list(import_stream.open_stream(path, "classification").batches())
+        assert str(streamed_error.value) == str(error)
+        return
     for chunk in (1, 4, CHUNK, 10_000):
         monkeypatch.setattr(import_stream, "STREAM_CHUNK_ROWS", chunk)
         stream = import_stream.open_stream(path, "classification")
@@ -134,11 +150,31 @@ def test_streamed_checks_match_reading_the_file_whole(tmp_path, monkeypatch, nam
             assert streamed == whole.rows
 
 
+def test_a_late_bad_json_line_is_named_before_anything_is_written(spanlab_home, tmp_path, capsys, small_chunks,
+                                                                  monkeypatch):
+    lines = [f'{{"text": "t{i}", "label": "a"}}\n' for i in range(50)]
+    lines[44] = '{"text": "t44", "label": "a"\n'
+    path = write(tmp_path / "late.jsonl", "".join(lines))
+    monkeypatch.setattr(storage, "_store_dataset", lambda *a, **k: pytest.fail("the import began to write"))
+    with pytest.raises(ImportFailed, match="line 45 of late.jsonl is not valid JSON"):
+        import_stream.open_stream(path, "classification")
+    code, _, err = cli(capsys, "import", str(path), "--task", "classification")
+    assert code == 2 and "line 45 of late.jsonl is not valid JSON" in err, err
+
+
+def test_a_late_nul_escape_in_json_lines_is_named(spanlab_home, tmp_path, capsys, small_chunks):
+    lines = [f'{{"text": "t{i}", "label": "a"}}\n' for i in range(50)]
+    lines[40] = '{"text": "t\\u0000", "label": "a"}\n'
+    path = write(tmp_path / "nul.jsonl", "".join(lines))
+    code, _, err = cli(capsys, "import", str(path), "--task", "classification")
+    assert code == 2 and "line 41, field 'text' of nul.jsonl holds a NUL character" in err, err
+    nothing_stored()
+
+
 def test_files_that_need_reading_whole_are_not_streamed(tmp_path):
-    jsonl = write(tmp_path / "a.jsonl", '{"text": "x", "label": "a"}\n')
     bare_json = write(tmp_path / "records", '[{"text": "x", "label": "a"}]')
     table = write(tmp_path / "a.csv", "context,question\nc,q\n")
-    assert import_stream.open_stream(jsonl, "classification") is None
+    assert import_stream.open_stream(write(tmp_path / "a.json", '[{"text": "x"}]'), "classification") is None
     assert import_stream.open_stream(bare_json, "classification") is None
     assert import_stream.open_stream(table, "qa") is None  # QA's checks count over the whole file
     assert import_stream.open_stream(table, "classification") is not None
