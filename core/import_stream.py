@@ -104,38 +104,32 @@ class ImportStream:
         nul_cells: list = []
         surrogate_cells: list = []
         next_row, stopped = 1, False
-        with _open_text(self.path, self.encoding) as raw:
-            text = _NulStandIn(raw)
-            if self.delimiter is None:
-                columns, has_nul, has_surrogate = self.json_lines
-                frames = self._json_lines_frames(raw, columns)
-            else:
-                frames, has_surrogate = self._frames(text), False
-            for frame in frames:
-                if frame.empty:
-                    continue
-                if text.saw_nul or (self.delimiter is None and has_nul):
-                    nul_cells += _cells_holding(frame, self.label, (_NUL_STAND_IN, "\x00"), *_NUL)
-                if has_surrogate:
-                    surrogate_cells += _cells_holding(frame, self.label, _LONE_SURROGATE, *_SURROGATE)
-                first_row, next_row = next_row, next_row + len(frame)
-                if nul_cells or surrogate_cells or stopped:  # the file fails: only look for more of what fails it
-                    result.total_rows += len(frame)
-                    continue
-                chunk = validate(frame, self.task, self.mapping, first_row=first_row, checks=checks)
-                result.mapping, result.total_rows = chunk.mapping, result.total_rows + chunk.total_rows
-                result.problems += chunk.problems
-                for warning in chunk.warnings:
-                    if warning.line is None:  # file-level: every chunk says it
-                        if (warning.field, warning.message) in file_level:
-                            continue
-                        file_level.add((warning.field, warning.message))
-                    result.warnings.append(warning)
-                labels.update(chunk.labels)
-                if any(problem.line is None for problem in chunk.problems):
-                    stopped = True  # no column for a required field: the rows are not checked
-                if not result.problems:
-                    yield chunk.rows
+        frames = self._delimited_frames() if self.delimiter is not None else self._json_lines_frames()
+        for frame, may_hold_nul, may_hold_surrogate in frames:
+            if frame.empty:
+                continue
+            if may_hold_nul:
+                nul_cells += _cells_holding(frame, self.label, (_NUL_STAND_IN, "\x00"), *_NUL)
+            if may_hold_surrogate:
+                surrogate_cells += _cells_holding(frame, self.label, _LONE_SURROGATE, *_SURROGATE)
+            first_row, next_row = next_row, next_row + len(frame)
+            if nul_cells or surrogate_cells or stopped:  # the file fails: only look for more of what fails it
+                result.total_rows += len(frame)
+                continue
+            chunk = validate(frame, self.task, self.mapping, first_row=first_row, checks=checks)
+            result.mapping, result.total_rows = chunk.mapping, result.total_rows + chunk.total_rows
+            result.problems += chunk.problems
+            for warning in chunk.warnings:
+                if warning.line is None:  # file-level: every chunk says it
+                    if (warning.field, warning.message) in file_level:
+                        continue
+                    file_level.add((warning.field, warning.message))
+                result.warnings.append(warning)
+            labels.update(chunk.labels)
+            if any(problem.line is None for problem in chunk.problems):
+                stopped = True  # no column for a required field: the rows are not checked
+            if not result.problems:
+                yield chunk.rows
         if next_row == 1:
             raise ImportFailed(f"{self.label} has no data rows — add at least one row below the header")
         _refuse_cells(nul_cells, "line", self.label, *_NUL)
@@ -143,19 +137,23 @@ class ImportStream:
         checks.finish(result)
         result.warnings.sort(key=lambda item: -1 if item.line is None else item.line)
         result.labels = sorted(labels)
+        log.info("%s: %d rows read and checked in chunks of %d", self.label, next_row - 1, STREAM_CHUNK_ROWS)
         if result.problems:
             raise ImportProblems(result)
 
-    def _frames(self, text) -> Iterator[pd.DataFrame]:
-        """Each chunk of the file as read_table's frame of it would hold those rows (index: the line)."""
+    def _delimited_frames(self) -> Iterator[tuple[pd.DataFrame, bool, bool]]:
+        """Each chunk of a delimited file as read_table's frame of it would hold those rows (index: the line), and
+        whether it may hold a NUL (one was read by then)."""
         try:
-            reader = pd.read_csv(text, sep=self.delimiter, dtype=str, keep_default_na=False,
-                                 skip_blank_lines=False, engine="c", chunksize=STREAM_CHUNK_ROWS)
-            with reader:
-                first_line = 2
-                for chunk in reader:
-                    yield _tidy_delimited(chunk, first_line)
-                    first_line += len(chunk)
+            with _open_text(self.path, self.encoding) as raw:
+                text = _NulStandIn(raw)
+                reader = pd.read_csv(text, sep=self.delimiter, dtype=str, keep_default_na=False,
+                                     skip_blank_lines=False, engine="c", chunksize=STREAM_CHUNK_ROWS)
+                with reader:
+                    first_line = 2
+                    for chunk in reader:
+                        yield _tidy_delimited(chunk, first_line), text.saw_nul, False
+                        first_line += len(chunk)
         except pd.errors.EmptyDataError as exc:
             raise ImportFailed(f"{self.label} has no columns — the first line must be a header such as "
                                "'text,label'") from exc
@@ -164,9 +162,10 @@ class ImportStream:
                                f"{exc}. Wrap fields that contain the delimiter, quotes or line breaks in double "
                                'quotes (and double any quote inside: "")') from exc
 
-
-    def _json_lines_frames(self, raw, columns: list[str]) -> Iterator[pd.DataFrame]:
-        """Each chunk of a JSON Lines file as read_table's frame of it would hold those records (index: the line)."""
+    def _json_lines_frames(self) -> Iterator[tuple[pd.DataFrame, bool, bool]]:
+        """Each chunk of a JSON Lines file as read_table's frame of it would hold those records (index: the line),
+        and whether the file holds NUL or surrogate escapes."""
+        columns, has_nul, has_surrogate = self.json_lines
         records, numbers = [], []
         for number, line in _numbered_lines(self.path, self.encoding):
             if not line.strip():
@@ -174,10 +173,10 @@ class ImportStream:
             records.append(_jsonl_record(line, number, self.label))
             numbers.append(number)
             if len(records) >= STREAM_CHUNK_ROWS:
-                yield self._records(records, numbers, columns)
+                yield self._records(records, numbers, columns), has_nul, has_surrogate
                 records, numbers = [], []
         if records:
-            yield self._records(records, numbers, columns)
+            yield self._records(records, numbers, columns), has_nul, has_surrogate
 
     def _records(self, records: list[dict], numbers: list[int], columns: list[str]) -> pd.DataFrame:
         try:

@@ -484,6 +484,7 @@ def create_dataset_streamed(name: str, task: str, batches: Iterable[list[dict]],
     if not task_obj.has_labels and labels:
         raise InvalidEditError(f"{task_obj.name} datasets have no label set: leave labels empty")
     allowed = _clean_label_list(labels) if task_obj.has_labels and labels is not None else None
+    allowed_set = set(allowed or [])
     found: dict[str, None] = {}
 
     def cleaned_batches() -> Iterator[list[dict]]:
@@ -492,7 +493,7 @@ def create_dataset_streamed(name: str, task: str, batches: Iterable[list[dict]],
             cleaned = _clean_rows(task_obj, rows, first=number + 1)
             for row_number, row in enumerate(cleaned, start=number + 1):
                 used = task_obj.row_labels(row)
-                for label in sorted(used - set(allowed)) if allowed is not None else ():
+                for label in sorted(used - allowed_set) if allowed is not None else ():
                     raise InvalidEditError(f"row {row_number}: label {label!r} is not in the label set "
                                            f"({quoted(allowed)}): add it to the labels or fix the row")
                 for label in used:
@@ -535,8 +536,9 @@ def _store_dataset(name: str, task: str, task_obj, batches: Iterable[list[dict]]
     now, owner = utcnow(), _import_owner()
     with writing() as session:
         _duplicate(session, name)
-        dataset = Dataset(name=f".importing-{owner}", task=task, labels=label_set if isinstance(label_set, list) else [],
-                          source=source, created_at=now, import_owner=owner, created_by=person_name(created_by))
+        staged_labels = label_set if isinstance(label_set, list) else []
+        dataset = Dataset(name=f".importing-{owner}", task=task, labels=staged_labels, source=source, created_at=now,
+                          import_owner=owner, created_by=person_name(created_by))
         session.add(dataset)
         session.flush()
         dataset_id = dataset.id

@@ -1,6 +1,6 @@
-"""Streamed import (issue 12, finding 9): a CSV/TSV or JSON Lines file larger than one chunk is read, checked and written chunk by
-chunk, with the same rows, line numbers, problems and warnings as reading it whole, and nothing visible after a
-failure in a late chunk. Memory itself is measured by bench/import_memory.py, not here."""
+"""Streamed import (issue 12, finding 9): a CSV/TSV or JSON Lines file larger than one chunk is read, checked and
+written chunk by chunk, with the same rows, line numbers, problems and warnings as reading it whole, and nothing
+visible after a failure in a late chunk. Memory itself is measured by bench/import_memory.py, not here."""
 from __future__ import annotations
 
 import random
@@ -39,8 +39,8 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 
 def rows_text(n: int, seed: int = 3) -> tuple[str, list[tuple[str, str]]]:
     rng = random.Random(seed)
-    rows = [(f"review {i}: {'good' if i % 3 else 'bad'} film, \"{rng.random():.4f}\"", rng.choice(["pos", "neg", "mixed"]))
-            for i in range(n)]
+    rows = [(f"review {i}: {'good' if i % 3 else 'bad'} film, \"{rng.random():.4f}\"",
+             rng.choice(["pos", "neg", "mixed"])) for i in range(n)]
     body = "".join(f'"{text.replace(chr(34), chr(34) * 2)}",{label}\n' for text, label in rows)
     return "text,label\n" + body, rows
 

@@ -507,6 +507,6 @@ def by_length(features: Sequence[dict]) -> list[int]:
     return sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
 
 
-__all__ = ["ExportFormat", "FileChecks", "ImportResult", "Problem", "Rows", "SPLITS", "SPLIT_ALIASES", "Task", "TaskDataError",
-           "cell", "clean_split", "is_missing", "optional_str", "quoted", "required_text", "short", "strings",
+__all__ = ["ExportFormat", "FileChecks", "ImportResult", "Problem", "Rows", "SPLITS", "SPLIT_ALIASES", "Task",
+           "TaskDataError", "cell", "clean_split", "is_missing", "optional_str", "quoted", "required_text", "short", "strings",
            "warn_duplicates", "by_length"]
