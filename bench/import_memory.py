@@ -1,13 +1,15 @@
 """Peak memory and wall time of `python -m core import big.csv --task classification` (issue 12, finding 9).
 
-Writes a CSV of the given size (default 300 MB) of text + label rows of review-like lengths (20-160 words, a few
-quoted fields with commas, four labels, some repeated rows) into a temporary folder, then runs the real CLI in a
-subprocess with a fresh SPANLAB_HOME (SQLite) and records its peak resident memory (the child's ru_maxrss, taken in
-a small wrapper process so that nothing else is counted) and its wall time. With ``--baseline-ref REF`` the same
-file is also imported by the code at git REF (exported with `git archive`), to compare before and after.
+Writes a CSV (or, with ``--format jsonl``, JSON Lines) of the given size (default 300 MB) of text + label rows of
+review-like lengths (20-160 words, a few quoted fields with commas, four labels, some repeated rows) into a temporary
+folder, then runs the real CLI in a subprocess with a fresh SPANLAB_HOME (SQLite) and records its peak resident
+memory (the child's ru_maxrss, taken in a small wrapper process so that nothing else is counted) and its wall time.
+With ``--baseline-ref REF`` the same file is also imported by the code at git REF (exported with `git archive`), to
+compare before and after.
 
     .venv/bin/python bench/import_memory.py                      # 300 MB
     .venv/bin/python bench/import_memory.py --size-mb 30 --size-mb 300 --baseline-ref 715c1fb  # before: 30 MB only
+    .venv/bin/python bench/import_memory.py --format jsonl --size-mb 30 --results-name import_memory_jsonl
 
 Target (issue 12): under 1 GB of peak memory for a 300 MB CSV. Results: bench/results/import_memory.json.
 """
@@ -38,14 +40,17 @@ _WRAPPER = ("import json, resource, subprocess, sys, time; t = time.perf_counter
             "'peak_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, 'stderr': done.stderr[-3000:]}))")
 
 
-def write_csv(path: Path, size_bytes: int, seed: int = 0) -> int:
-    """A CSV of about ``size_bytes``: header text,label; returns the number of data rows."""
+def write_rows(path: Path, size_bytes: int, seed: int = 0) -> int:
+    """A CSV (header text,label) or, for a .jsonl path, JSON Lines of about ``size_bytes``; returns the number of
+    data rows."""
     rng = random.Random(seed)
     rows = 0
     recent: list[str] = []
+    jsonl = path.suffix == ".jsonl"
     with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write("text,label\n")
-        written = 11
+        header = "" if jsonl else "text,label\n"
+        handle.write(header)
+        written = len(header)
         block: list[str] = []
         while written < size_bytes:
             if recent and rng.random() < 0.02:  # a repeated row now and then
@@ -53,8 +58,10 @@ def write_csv(path: Path, size_bytes: int, seed: int = 0) -> int:
             else:
                 text = " ".join(rng.choices(_WORDS, k=rng.randint(20, 160)))
                 if rng.random() < 0.2:
-                    text = f'"{text.replace(" but ", ", but ")}"'
-                line = f"{text},{rng.choice(_LABELS)}\n"
+                    text = text.replace(" but ", ", but ")
+                    text = text if jsonl else f'"{text}"'
+                label = rng.choice(_LABELS)
+                line = (json.dumps({"text": text, "label": label}) if jsonl else f"{text},{label}") + "\n"
                 if len(recent) < 1000:
                     recent.append(line)
             block.append(line)
@@ -95,9 +102,11 @@ def export_ref(ref: str, into: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=float, action="append", help="CSV size in MB (repeatable; default 300)")
+    parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     parser.add_argument("--baseline-ref", help="also import with the code at this git ref (e.g. the commit before)")
     parser.add_argument("--baseline-max-mb", type=float, default=100,
                         help="sizes above this are imported by this checkout only (the old code needs ~13x the file)")
+    parser.add_argument("--results-name", default="import_memory", help="bench/results/<name>.json")
     parser.add_argument("--python", default=str(REPO_ROOT / ".venv" / "bin" / "python"))
     args = parser.parse_args()
     sizes = args.size_mb or [300.0]
@@ -112,9 +121,9 @@ def main() -> None:
     results = []
     try:
         for size in sizes:
-            csv_path = work / f"big-{size:g}mb.csv"
+            csv_path = work / f"big-{size:g}mb.{args.format}"
             t = time.perf_counter()
-            rows = write_csv(csv_path, int(size * 2**20))
+            rows = write_rows(csv_path, int(size * 2**20))
             print(f"wrote {csv_path.name}: {csv_path.stat().st_size / 2**20:.1f} MB, {rows:,} rows "
                   f"({time.perf_counter() - t:.0f} s)", flush=True)
             for name, repo, ref in sides:
@@ -123,17 +132,19 @@ def main() -> None:
                 home = work / f"home-{len(results)}"
                 figures = measure(python, repo, csv_path, home)
                 shutil.rmtree(home, ignore_errors=True)
-                results.append({"code": name, "ref": ref, "size_mb": round(csv_path.stat().st_size / 2**20, 1),
-                                "rows": rows, **figures, "under_1_gib": figures["peak_mib"] < 1024})
+                results.append({"code": name, "ref": ref, "format": args.format,
+                                "size_mb": round(csv_path.stat().st_size / 2**20, 1), "rows": rows, **figures,
+                                "under_1_gib": figures["peak_mib"] < 1024})
                 print(json.dumps(results[-1]), flush=True)
             csv_path.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print_table(results, ["code", "size_mb", "rows", "peak_mib", "wall_s", "under_1_gib"],
-                "python -m core import big.csv --task classification")
-    write_results("import_memory", {"command": "python -m core import big.csv --task classification --json",
-                                    "cpu_count": os.cpu_count(), "results": results,
-                                    "note": "peak = ru_maxrss of the CLI process; SQLite in a fresh SPANLAB_HOME"})
+    print_table(results, ["code", "format", "size_mb", "rows", "peak_mib", "wall_s", "under_1_gib"],
+                f"python -m core import big.{args.format} --task classification")
+    write_results(args.results_name, {
+        "command": f"python -m core import big.{args.format} --task classification --json",
+        "cpu_count": os.cpu_count(), "results": results,
+        "note": "peak = ru_maxrss of the CLI process; SQLite in a fresh SPANLAB_HOME; the machine was shared"})
 
 
 if __name__ == "__main__":
