@@ -85,21 +85,35 @@ def _person() -> str:
 
 def cmd_import(args) -> dict:
     from core import importing, storage
+    from core.import_stream import ImportProblems, open_stream
     path = Path(args.path)
     if not path.exists():
         raise UserError(f"No such file: {path}")
     mapping = _parse_mapping(args.map)
-    result = importing.load_file(path, args.task, filename=path.name, mapping=mapping or None)
-    if not result.ok:
-        error = UserError(f"{path.name}: {len(result.problems)} problem(s); nothing was imported. Fix the rows "
-                          "below (or map columns with --map field=COLUMN) and import again.")
-        error.problems = result.problems
-        raise error
     name = args.name or path.stem
-    info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name,
-                                  created_by=_person())
-    return {"dataset": info["name"], "rows": len(result.rows), "labels": info["labels"],
+    stream = open_stream(path, args.task, filename=path.name, mapping=mapping or None)
+    if stream is not None:  # a delimited file: read, checked and written chunk by chunk
+        try:
+            info = storage.create_dataset_streamed(name, args.task, stream.batches(), labels=args.labels or None,
+                                                   source=path.name, created_by=_person())
+        except ImportProblems as problems:
+            raise _import_problems(path, problems.result) from None
+        result = stream.result
+    else:
+        result = importing.load_file(path, args.task, filename=path.name, mapping=mapping or None)
+        if not result.ok:
+            raise _import_problems(path, result)
+        info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name,
+                                      created_by=_person())
+    return {"dataset": info["name"], "rows": info["rows"], "labels": info["labels"],
             "mapping": result.mapping, "warnings": [str(w) for w in result.warnings]}
+
+
+def _import_problems(path: Path, result) -> UserError:
+    error = UserError(f"{path.name}: {len(result.problems)} problem(s); nothing was imported. Fix the rows "
+                      "below (or map columns with --map field=COLUMN) and import again.")
+    error.problems = result.problems
+    return error
 
 
 def _parse_mapping(pairs: list[str] | None) -> dict:

@@ -31,7 +31,7 @@ import pandas as pd
 from core import tasks
 from core.errors import UserError
 from core.exporting import to_csv_bytes, to_hf_dataset, to_jsonl_bytes, to_squad_json
-from core.tasks.base import SPLIT_ALIASES, ImportResult, Problem, Rows, cell, quoted
+from core.tasks.base import SPLIT_ALIASES, FileChecks, ImportResult, Problem, Rows, cell, quoted
 
 TASKS = tasks.NAMES
 FIELD_SYNONYMS: dict[str, dict[str, list[str]]] = {task.name: task.fields for task in tasks.ALL}
@@ -158,10 +158,14 @@ def _looks_binary(head: str) -> bool:
 def _reject_cells(frame: pd.DataFrame, label: str, marks, what: str, fix: str) -> None:
     """ImportFailed naming the line (or record) and field of the first cell holding one of ``marks`` (strings, or
     a compiled pattern): characters no database stores faithfully."""
+    _refuse_cells(_cells_holding(frame, label, marks, what, fix), frame.index.name or "line", label, what, fix)
+
+
+def _cells_holding(frame: pd.DataFrame, label: str, marks, what: str, fix: str) -> list[tuple[Any, str]]:
+    """(line, column) of every cell holding one of ``marks``; a column name holding one is an ImportFailed."""
     def holds(value: str) -> bool:
         return bool(marks.search(value)) if isinstance(marks, re.Pattern) else any(mark in value for mark in marks)
 
-    unit = frame.index.name or "line"
     for column in frame.columns:
         if holds(str(column)):
             raise ImportFailed(f"{label}: a column name in the header holds {what} — {fix}")
@@ -173,6 +177,10 @@ def _reject_cells(frame: pd.DataFrame, label: str, marks, what: str, fix: str) -
         else:
             hit = np.logical_or.reduce([values.str.contains(mark, regex=False).to_numpy() for mark in marks])
         found += [(line, str(column)) for line in frame.index[np.asarray(hit, dtype=bool)].tolist()]
+    return found
+
+
+def _refuse_cells(found: list[tuple[Any, str]], unit: str, label: str, what: str, fix: str) -> None:
     if found:
         found.sort(key=lambda item: item[0])
         line, column = found[0]
@@ -202,8 +210,24 @@ def _source_bytes(source: Any, filename: str | None) -> tuple[bytes, str | None]
 
 
 def _read_regular_file(path: Path) -> bytes:
-    """The bytes of ``path`` if it is a regular file within the size limit. Opened without blocking, so a named
-    pipe (FIFO) is refused at once instead of waiting for a writer; devices (/dev/zero) and folders are refused."""
+    """The bytes of ``path`` if it is a regular file within the size limit (see _open_regular_file)."""
+    limit = max_import_bytes()
+    with _open_regular_file(path) as handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            data = handle.read(min(size, limit) + 1)  # read(n) sets n bytes aside first: no more than the file holds
+            if len(data) > size:  # the file grew since: read on up to the limit
+                data += handle.read(limit + 1 - len(data))
+        except OSError as exc:
+            raise ImportFailed(f"cannot read {path}: {exc.strerror or exc} — check the path") from exc
+    _check_size(len(data), path.name)  # a file that grew while it was read
+    return data
+
+
+def _open_regular_file(path: Path, streamed: bool = False):
+    """``path`` opened for binary reading if it is a regular file within the size limit. Opened without blocking,
+    so a named pipe (FIFO) is refused at once instead of waiting for a writer; devices (/dev/zero) and folders are
+    refused."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except IsADirectoryError:
@@ -219,14 +243,12 @@ def _read_regular_file(path: Path) -> bytes:
                     "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
                     "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
             raise ImportFailed(f"{path} is {kind}, not a regular file — save the data to a file and import that")
-        _check_size(info.st_size, path.name)
+        _check_size(info.st_size, path.name, streamed)
         if getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=True) as handle:
-            fd = None
-            data = handle.read(max_import_bytes() + 1)
-        _check_size(len(data), path.name)  # a file that grew while it was read
-        return data
+        handle = os.fdopen(fd, "rb", closefd=True)
+        fd = None
+        return handle
     except OSError as exc:
         raise ImportFailed(f"cannot read {path}: {exc.strerror or exc} — check the path") from exc
     finally:
@@ -234,13 +256,14 @@ def _read_regular_file(path: Path) -> bytes:
             os.close(fd)
 
 
-def _check_size(size: int, name: str | None) -> None:
+def _check_size(size: int, name: str | None, streamed: bool = False) -> None:
     limit = max_import_bytes()
     if size > limit:
-        raise ImportFailed(f"{name or 'the file'} is larger than the import limit of {limit / 2**20:,.0f} MB: a file "
-                           "is read whole and its rows take 10-15 times its size in memory. Split it into smaller "
-                           "files (and import them as separate datasets), or raise SPANLAB_MAX_IMPORT_MB if this "
-                           "machine has the memory")
+        why = ("the database grows by about its size" if streamed else
+               "a file is read whole and its rows take 10-15 times its size in memory")
+        raise ImportFailed(f"{name or 'the file'} is larger than the import limit of {limit / 2**20:,.0f} MB: "
+                           f"{why}. Split it into smaller files (and import them as separate datasets), or raise "
+                           "SPANLAB_MAX_IMPORT_MB if this machine has the room")
 
 
 def _decode(data: bytes) -> str:
@@ -290,9 +313,15 @@ def _read_delimited(text: str, label: str, prefer_tab: bool) -> pd.DataFrame:
         raise ImportFailed(f"cannot read {label} as {_delimiter_name(delimiter)}-separated text: {exc}. "
                            "Wrap fields that contain the delimiter, quotes or line breaks in double quotes "
                            '(and double any quote inside: "")') from exc
+    return _tidy_delimited(frame, 2)
+
+
+def _tidy_delimited(frame: pd.DataFrame, first_line: int) -> pd.DataFrame:
+    """Rows of parsed delimited text (``first_line``: the line of the first, header = line 1) as read_table gives
+    them: strings, blank rows dropped, a user's protective apostrophe before a formula character removed."""
     frame = frame.fillna("")  # rows shorter than the header
     frame.columns = [str(column) for column in frame.columns]
-    frame.index = pd.RangeIndex(2, len(frame) + 2, name="line")
+    frame.index = pd.RangeIndex(first_line, first_line + len(frame), name="line")
     blank = (frame == "").all(axis=1)
     if blank.any():
         frame = frame[~blank]
@@ -330,22 +359,27 @@ def _read_jsonl(text: str, label: str) -> pd.DataFrame:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line, object_pairs_hook=_no_duplicate_keys)
-        except _DuplicateKey as exc:
-            raise ImportFailed(f"line {number} of {label} gives the key '{exc.key}' twice in one object — keep "
-                               "one of them") from None
-        except json.JSONDecodeError as exc:
-            raise ImportFailed(f"line {number} of {label} is not valid JSON ({exc.msg}, column {exc.colno}) — "
-                               "JSON Lines needs one complete JSON object per line") from exc
-        except ValueError as exc:  # e.g. a number of more than 4300 digits
-            raise ImportFailed(f"line {number} of {label} cannot be read: {exc} — shorten that value") from None
-        if not isinstance(record, dict):
-            raise ImportFailed(f"line {number} of {label} is a JSON {type(record).__name__}, not an object — "
-                               'write one object per line, e.g. {"text": "...", "label": "..."}')
-        records.append(record)
+        records.append(_jsonl_record(line, number, label))
         numbers.append(number)
     return _records_frame(records, numbers, "line")
+
+
+def _jsonl_record(line: str, number: int, label: str) -> dict:
+    """The object on line ``number`` of a JSON Lines file; ImportFailed naming the line when it is not one."""
+    try:
+        record = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise ImportFailed(f"line {number} of {label} gives the key '{exc.key}' twice in one object — keep "
+                           "one of them") from None
+    except json.JSONDecodeError as exc:
+        raise ImportFailed(f"line {number} of {label} is not valid JSON ({exc.msg}, column {exc.colno}) — "
+                           "JSON Lines needs one complete JSON object per line") from exc
+    except ValueError as exc:  # e.g. a number of more than 4300 digits
+        raise ImportFailed(f"line {number} of {label} cannot be read: {exc} — shorten that value") from None
+    if not isinstance(record, dict):
+        raise ImportFailed(f"line {number} of {label} is a JSON {type(record).__name__}, not an object — "
+                           'write one object per line, e.g. {"text": "...", "label": "..."}')
+    return record
 
 
 def _read_json(text: str, label: str) -> pd.DataFrame:
@@ -492,10 +526,12 @@ def _synonyms(task: str) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------------------------------- validation
 
 
-def validate(df: pd.DataFrame, task: str, mapping: dict | None = None) -> ImportResult:
+def validate(df: pd.DataFrame, task: str, mapping: dict | None = None, *, first_row: int = 1,
+             checks: FileChecks | None = None) -> ImportResult:
     """Check every row of ``df`` for ``task``; explicit ``mapping`` entries (field -> column) override detection.
 
-    A mapping value of None or "" leaves that field unmapped.
+    A mapping value of None or "" leaves that field unmapped. A chunk of a streamed file passes its first row's
+    number and the file's ``checks``; the caller then finishes those once every chunk is checked.
     """
     synonyms = _synonyms(task)
     columns = [str(column) for column in df.columns]
@@ -514,7 +550,10 @@ def validate(df: pd.DataFrame, task: str, mapping: dict | None = None) -> Import
     if result.problems:
         return result
     try:
-        tasks.get(task).validate(Rows(frame, result, lines.tolist(), unit))
+        file_checks = checks or FileChecks()
+        tasks.get(task).validate(Rows(frame, result, lines.tolist(), unit, first_row, file_checks))
+        if checks is None:  # the whole file is here: its cross-row checks finish now
+            file_checks.finish(result)
     except RecursionError:
         raise ImportFailed("a cell nests lists or objects inside each other too deeply to read (thousands of "
                            "levels) — give plain values") from None

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -404,11 +404,12 @@ def _task(name: str):
         raise InvalidEditError(str(error)) from None
 
 
-def _clean_rows(task, rows: list[dict]) -> list[dict]:
-    """Every row's stored columns (all of them, NULL where the task has none), checked by the task."""
+def _clean_rows(task, rows: list[dict], first: int = 1) -> list[dict]:
+    """Every row's stored columns (all of them, NULL where the task has none), checked by the task; ``first`` is
+    the number of the first row in messages."""
     empty = dict.fromkeys(ROW_COLUMNS)
     try:
-        return [{**empty, **task.clean_row(row, number)} for number, row in enumerate(rows, start=1)]
+        return [{**empty, **task.clean_row(row, number)} for number, row in enumerate(rows, start=first)]
     except TaskDataError as error:
         raise InvalidEditError(str(error)) from None
 
@@ -466,7 +467,45 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
         if hidden_characters(label):
             number = next(n for n, row in enumerate(cleaned, start=1) if label in task_obj.row_labels(row))
             _checked_name(label, f"row {number}: the label")
-    return _store_dataset(name, task, task_obj, cleaned, label_set, source, created_by)
+    return _store_dataset(name, task, task_obj, [cleaned], label_set, source, created_by)
+
+
+def create_dataset_streamed(name: str, task: str, batches: Iterable[list[dict]], labels: list[str] | None = None,
+                            source: str | None = None, created_by: str | None = None) -> dict:
+    """create_dataset for rows that arrive in batches (a large file read chunk by chunk): each batch is checked
+    and written as it comes, so memory holds one batch, never the dataset. The label set (``labels``, else the
+    rows' distinct labels, sorted) is stored with the name in the last transaction. A row that fails its checks, or
+    an exception from ``batches``, removes what was written: nothing becomes visible."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidEditError("a dataset needs a non-empty name")
+    _checked_name(name, "the dataset name")
+    task_obj = _task(task)
+    if not task_obj.has_labels and labels:
+        raise InvalidEditError(f"{task_obj.name} datasets have no label set: leave labels empty")
+    allowed = _clean_label_list(labels) if task_obj.has_labels and labels is not None else None
+    allowed_set = set(allowed or [])
+    found: dict[str, None] = {}
+
+    def cleaned_batches() -> Iterator[list[dict]]:
+        number = 0
+        for rows in batches:
+            cleaned = _clean_rows(task_obj, rows, first=number + 1)
+            for row_number, row in enumerate(cleaned, start=number + 1):
+                used = task_obj.row_labels(row)
+                for label in sorted(used - allowed_set) if allowed is not None else ():
+                    raise InvalidEditError(f"row {row_number}: label {label!r} is not in the label set "
+                                           f"({quoted(allowed)}): add it to the labels or fix the row")
+                for label in used:
+                    if label not in found:
+                        found[label] = None
+                        if hidden_characters(label):
+                            _checked_name(label, f"row {row_number}: the label")
+            number += len(cleaned)
+            yield cleaned
+
+    label_set = (lambda: allowed) if allowed is not None else (lambda: sorted(found) if task_obj.has_labels else [])
+    return _store_dataset(name, task, task_obj, cleaned_batches(), label_set, source, created_by)
 
 
 IMPORT_BATCH_ROWS = 5000  # rows per writing transaction of an import: each holds the write lock only briefly
@@ -486,41 +525,49 @@ def _duplicate(session: Session, name: str) -> None:
         raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name or delete it first")
 
 
-def _store_dataset(name: str, task: str, task_obj, cleaned: list[dict], label_set: list[str],
-                   source: str | None, created_by: str | None = None) -> dict:
-    """Write a checked dataset in bounded batches, each its own short transaction, under a staging name with
-    ``import_owner`` set (invisible to every reader); the last transaction gives it its name. A failure removes what
-    was written; a process killed midway leaves an invisible staged dataset that remove_abandoned_imports clears."""
+def _store_dataset(name: str, task: str, task_obj, batches: Iterable[list[dict]],
+                   label_set: list[str] | Callable[[], list[str]], source: str | None,
+                   created_by: str | None = None) -> dict:
+    """Write checked rows (``batches`` of them, in order) in bounded batches, each its own short transaction, under a
+    staging name with ``import_owner`` set (invisible to every reader); the last transaction gives it its name and,
+    when ``label_set`` is a function (rows still arriving), its label set. A failure removes what was written; a
+    process killed midway leaves an invisible staged dataset that remove_abandoned_imports clears."""
     remove_abandoned_imports()
     now, owner = utcnow(), _import_owner()
     with writing() as session:
         _duplicate(session, name)
-        dataset = Dataset(name=f".importing-{owner}", task=task, labels=label_set, source=source, created_at=now,
+        staged_labels = label_set if isinstance(label_set, list) else []
+        dataset = Dataset(name=f".importing-{owner}", task=task, labels=staged_labels, source=source, created_at=now,
                           import_owner=owner, created_by=person_name(created_by))
         session.add(dataset)
         session.flush()
         dataset_id = dataset.id
+    count = labeled = 0
     try:
-        for start in range(0, len(cleaned), IMPORT_BATCH_ROWS):
-            batch = cleaned[start:start + IMPORT_BATCH_ROWS]
-            for position, row in enumerate(batch, start=start):
-                row.update(dataset_id=dataset_id, position=position, version=1, updated_at=now)
-            with writing() as session:
-                session.execute(insert(Example.__table__), batch)
+        for cleaned in batches:
+            for start in range(0, len(cleaned), IMPORT_BATCH_ROWS):
+                batch = cleaned[start:start + IMPORT_BATCH_ROWS]
+                for position, row in enumerate(batch, start=count):
+                    row.update(dataset_id=dataset_id, position=position, version=1, updated_at=now)
+                with writing() as session:
+                    session.execute(insert(Example.__table__), batch)
+                count += len(batch)
+                labeled += sum(1 for row in batch if row[task_obj.done_field] is not None)
         with writing() as session:
             _duplicate(session, name)  # another import may have taken the name meanwhile
             dataset = session.get(Dataset, dataset_id, with_for_update=True)
             dataset.name, dataset.import_owner = name, None
+            if callable(label_set):
+                dataset.labels = list(label_set())
             try:
                 session.flush()
             except IntegrityError:
                 raise DuplicateNameError(f"a dataset named {name!r} already exists: pick another name") from None
-            log_activity(session, created_by, "imported dataset", f"{name!r} ({len(cleaned)} rows, {task})")
+            log_activity(session, created_by, "imported dataset", f"{name!r} ({count} rows, {task})")
     except BaseException:
         _remove_staged(dataset_id)
         raise
-    labeled = sum(1 for row in cleaned if row[task_obj.done_field] is not None)
-    return _dataset_dict(dataset, len(cleaned), labeled)
+    return _dataset_dict(dataset, count, labeled)
 
 
 def _remove_staged(dataset_id: int) -> None:

@@ -16,7 +16,7 @@ of split names and small column helpers. Nothing here imports torch or Streamlit
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -107,14 +107,85 @@ def _bullets(items: list[Problem], max_items: int) -> list[str]:
     return shown
 
 
+class FileChecks:
+    """The row checks that compare rows across the whole file: exact repeats, and one text given different labels.
+
+    A task's ``validate`` hands each row's key here (:func:`warn_duplicates`, :meth:`conflicting_labels`) and
+    ``finish`` adds the warnings once every row is in. A large file is checked chunk by chunk with one FileChecks for
+    all chunks, so only a 64-bit hash, the line and the row number of each row are kept (a chance of about 1 in
+    10^7 per million rows that two different rows share a hash and one is called a repeat)."""
+
+    def __init__(self) -> None:
+        self._repeats: list[tuple] = []    # per chunk: key hashes, bad mask, lines, row numbers
+        self._labeled: list[tuple] = []    # per chunk: text hashes, label hashes, lines, row numbers
+        self._label_names: dict[int, str] = {}
+        self._fields: dict[str, tuple[str, str]] = {}  # check -> (column named in warnings, unit)
+
+    def repeats(self, rows: "Rows", keys: pd.DataFrame, bad: np.ndarray, field_name: str) -> None:
+        hashes = np.fromiter((hash(key) for key in zip(*(keys[column].tolist() for column in keys.columns))),
+                             dtype=np.int64, count=len(keys))
+        self._fields.setdefault("repeats", (rows.mapping.get(field_name, field_name), rows.unit))
+        self._repeats.append((hashes, np.asarray(bad, dtype=bool), np.asarray(rows.lines, dtype=np.int64),
+                              rows.numbers()))
+
+    def conflicting_labels(self, rows: "Rows", texts: Sequence[str], labels: Sequence[str], usable: np.ndarray,
+                           field_name: str = "label") -> None:
+        """Rows whose ``usable`` is True and whose label is not empty: the same text with two labels is warned."""
+        keep = np.flatnonzero(np.asarray(usable, dtype=bool) & (np.asarray(labels, dtype=object) != ""))
+        label_hashes = []
+        for pos in keep.tolist():
+            label = labels[pos]
+            label_hashes.append(hash(label))
+            self._label_names.setdefault(label_hashes[-1], label)
+        self._fields.setdefault("labels", (rows.mapping.get(field_name, field_name), rows.unit))
+        self._labeled.append((np.fromiter((hash(texts[pos]) for pos in keep.tolist()), dtype=np.int64,
+                                          count=len(keep)),
+                              np.asarray(label_hashes, dtype=np.int64), np.asarray(rows.lines, dtype=np.int64)[keep],
+                              rows.numbers()[keep]))
+
+    def finish(self, result: ImportResult) -> None:
+        """Add the warnings of every check to ``result`` (repeats first, then conflicting labels)."""
+        if self._repeats:
+            hashes, bad, lines, numbers = (np.concatenate(part) for part in zip(*self._repeats))
+            column, unit = self._fields["repeats"]
+            repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() & ~bad
+            if repeated.any():
+                first = pd.Series(np.arange(len(hashes))).groupby(hashes).transform("min").to_numpy()
+                for pos in np.flatnonzero(repeated).tolist():
+                    result.warnings.append(Problem(int(lines[pos]), column, (
+                        f"this row repeats row {int(numbers[first[pos]])} exactly — it is kept; delete it if it was "
+                        "not meant"), unit, row=int(numbers[pos])))
+        if self._labeled:
+            texts, labels, lines, numbers = (np.concatenate(part) for part in zip(*self._labeled))
+            column, unit = self._fields["labels"]
+            keys = pd.DataFrame({"text": texts, "label": labels})
+            several = keys.groupby("text", sort=False)["label"].transform("nunique").to_numpy() > 1
+            for _, group in keys[several].groupby("text", sort=False):
+                where = ", ".join(str(int(lines[pos])) for pos in group.index)
+                names = quoted(dict.fromkeys(self._label_names[value] for value in group["label"].tolist()))
+                first = group.index[0]
+                result.warnings.append(Problem(int(lines[first]), column, (
+                    f"the same text has different labels ({names}) on {unit}s {where} — keep one label"), unit,
+                    row=int(numbers[first])))
+        self._repeats, self._labeled = [], []  # finished: a second finish adds nothing
+
+
 @dataclass
 class Rows:
-    """What a task's ``validate`` works on: the file's frame, the mapping, the line numbers and the result to fill."""
+    """What a task's ``validate`` works on: the file's frame, the mapping, the line numbers and the result to fill.
+    A large file comes in chunks: ``first_row`` is the row number of the frame's first row, and ``checks`` is shared
+    by every chunk of one file (see :class:`FileChecks`)."""
 
     frame: pd.DataFrame
     result: ImportResult
     lines: list
     unit: str
+    first_row: int = 1
+    checks: FileChecks = field(default_factory=FileChecks)
+
+    def numbers(self) -> np.ndarray:
+        """The row number of every row of the frame (counted from 1 over the whole file)."""
+        return np.arange(self.first_row, self.first_row + len(self.frame), dtype=np.int64)
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -130,12 +201,12 @@ class Rows:
 
     def problem(self, pos: int, field_name: str, message: str) -> None:
         self.result.problems.append(Problem(self.lines[pos], self.mapping.get(field_name, field_name), message,
-                                            self.unit, row=pos + 1))
+                                            self.unit, row=pos + self.first_row))
 
     def warn(self, pos: int | None, field_name: str, message: str) -> None:
         line = None if pos is None else self.lines[pos]
         self.result.warnings.append(Problem(line, self.mapping.get(field_name, field_name), message, self.unit,
-                                            row=None if pos is None else pos + 1))
+                                            row=None if pos is None else pos + self.first_row))
 
     def splits(self) -> tuple[list, np.ndarray]:
         """Normalised split per row (None if empty) and a mask of rows with an unknown split (problems added)."""
@@ -250,15 +321,9 @@ def short(text: str, limit: int = 60) -> str:
 
 
 def warn_duplicates(rows: Rows, keys: pd.DataFrame, bad: np.ndarray, field_name: str) -> None:
-    """A warning for every row that repeats an earlier one exactly (``keys``: the columns that make a row)."""
-    duplicated = keys.duplicated(keep="first").to_numpy() & ~bad
-    if not duplicated.any():
-        return
-    group = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(keys))).groupby(group).transform("min").to_numpy()
-    for pos in np.flatnonzero(duplicated):
-        rows.warn(pos, field_name, f"this row repeats row {first[pos] + 1} exactly — it is kept; "
-                                   "delete it if it was not meant")
+    """A warning for every row that repeats an earlier one exactly (``keys``: the columns that make a row), added
+    when the checks finish (see :class:`FileChecks`)."""
+    rows.checks.repeats(rows, keys, bad, field_name)
 
 
 # --------------------------------------------------------------------------------------------------- the interface
@@ -289,6 +354,8 @@ class Task:
     done_field: str = ""                  # the stored column whose value (not NULL) marks an example labeled
     edit_field: str = ""                  # what the Label page edits: "label", "answer" or "spans"
     has_labels: bool = False              # keeps a label set (class labels, entity types)
+    checks_in_chunks: bool = False        # validate needs only its frame and rows.checks (no whole-file counts),
+                                          # so a large file can be checked and stored chunk by chunk
     labeled_word: str = "labeled"         # "37 of 120 labeled"
     # training --------------------------------------------------------------------------------------
     default_lr: float = 5e-5
@@ -440,6 +507,6 @@ def by_length(features: Sequence[dict]) -> list[int]:
     return sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
 
 
-__all__ = ["ExportFormat", "ImportResult", "Problem", "Rows", "SPLITS", "SPLIT_ALIASES", "Task", "TaskDataError",
-           "cell", "clean_split", "is_missing", "optional_str", "quoted", "required_text", "short", "strings",
+__all__ = ["ExportFormat", "FileChecks", "ImportResult", "Problem", "Rows", "SPLITS", "SPLIT_ALIASES", "Task",
+           "TaskDataError", "cell", "clean_split", "is_missing", "optional_str", "quoted", "required_text", "short", "strings",
            "warn_duplicates", "by_length"]

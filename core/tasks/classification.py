@@ -80,6 +80,7 @@ class Classification(Task):
     done_field = "label"
     edit_field = "label"
     has_labels = True
+    checks_in_chunks = True
     default_lr = 5e-5
     default_max_length = 128
     default_epochs = 3.0
@@ -111,7 +112,7 @@ class Classification(Task):
                              "split": pd.Series(splits, dtype=object).fillna("").to_numpy()})
         warn_duplicates(rows, keys, bad, "text")
         if label_column is not None:
-            _warn_conflicting_labels(rows, keys, bad)
+            rows.checks.conflicting_labels(rows, keys["text"].tolist(), keys["label"].tolist(), ~bad)
         result.rows = [
             {"text": text, "label": label or None, "split": split} if split else {"text": text, "label": label or None}
             for text, label, split, skip in zip(texts.tolist(), labels.tolist(), splits, bad.tolist()) if not skip
@@ -216,18 +217,6 @@ class Classification(Task):
 
     def prediction_record(self, example, prediction) -> dict:
         return {"text": example["text"], "label": prediction[0]["label"], "score": prediction[0]["score"]}
-
-
-def _warn_conflicting_labels(rows: Rows, keys: pd.DataFrame, bad: np.ndarray) -> None:
-    labeled = keys[(keys["label"] != "") & ~bad]
-    if labeled.empty:
-        return
-    label_counts_ = labeled.groupby("text", sort=False)["label"].transform("nunique").to_numpy()
-    for _, group in labeled[label_counts_ > 1].groupby("text", sort=False):
-        where = ", ".join(str(rows.lines[pos]) for pos in group.index)
-        names = quoted(dict.fromkeys(group["label"]))
-        rows.warn(group.index[0], "label", f"the same text has different labels ({names}) on {rows.unit}s {where} "
-                                           "— keep one label")
 
 
 TASK = Classification()
