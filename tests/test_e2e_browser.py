@@ -406,8 +406,10 @@ def test_entity_spans_in_a_browser(page, tmp_path):
     set_number(page, "Early-stopping patience", 100)
     button(page, "Start training").click()
     page.wait_for_function(f"() => ({F1_POINTS_JS})() > 0", timeout=TRAINING_TIMEOUT_MS, polling=100)
-    page.get_by_role("heading", name=re.compile(rf"Run #\d+ · {NER_DATASET} · tiny-bert")).wait_for()
-    page.get_by_text(re.compile(r"Run #\d+ completed in")).wait_for(timeout=TRAINING_TIMEOUT_MS)
+    heading = page.get_by_role("heading", name=re.compile(rf"Run #\d+ · {NER_DATASET} · tiny-bert"))
+    heading.wait_for()
+    ner_run = re.search(r"Run #(\d+)", heading.inner_text()).group(1)  # this run, not an earlier run's notice
+    page.get_by_text(re.compile(rf"Run #{ner_run} completed in")).wait_for(timeout=TRAINING_TIMEOUT_MS)
     settle(page)
     no_exception(page)
     page.wait_for_function(f"() => ({F1_POINTS_JS})() >= 5", timeout=TIMEOUT_MS, polling=100)  # the final charts
