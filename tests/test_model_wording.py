@@ -163,3 +163,10 @@ def test_a_failed_runs_message_is_worded_for_the_app_on_train_and_runs_pages(spa
     runs = open_page("runs")
     error = texts(runs.error)
     assert APP_SENTENCE in error and "--model" not in error
+
+
+def test_the_run_end_notice_is_worded_for_the_app(spanlab_home, monkeypatch):
+    from pages.notices import outcome
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    text = outcome(storage.get_run(offline_failed_run()))
+    assert APP_SENTENCE in text and "--model" not in text
