@@ -74,7 +74,8 @@ def test_every_message_reads_as_command_line_words_and_turns_into_the_apps(tmp_p
     offline = models.worded_for(messages[0], models.APP)
     assert offline.startswith("Cannot download 'SpanBERT/spanbert-base-cased' (the default model)")
     assert "Choose 'Built-in MiniLM (offline)' in the Model box" in offline
-    assert models.worded_for(models.advice("no_cuda", capital=True) + " but", models.APP) == "The Device box says cuda but"
+    cuda = models.advice("no_cuda", capital=True) + " but"
+    assert models.worded_for(cuda, models.APP) == "The Device box says cuda but"
     assert models.worded_for("x: " + models.advice("no_cuda"), models.APP) == "x: the Device box says cuda"
     with pytest.raises(ValueError, match="surface"):
         models.worded_for("x", "browser")
