@@ -54,6 +54,18 @@ def escape_text(text: str) -> str:
     return str(text).replace("\r\n", "\n").translate(_TABLE)
 
 
+# Unicode bidi isolates (UAX #9): FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE. Text between them takes its own
+# direction and cannot reorder what follows, so "باريس — 42%" keeps its suffix after the Arabic text.
+FIRST_STRONG_ISOLATE, POP_ISOLATE = "\u2068", "\u2069"
+_ISOLATE_MARKS = str.maketrans({char: None for char in "\u2066\u2067\u2068\u2069"})
+
+
+def isolate(text) -> str:
+    """User or model text made a bidi island, for plain-text places (widget labels, Markdown) where <bdi> is not
+    available; isolate marks inside the text are dropped, so none can close or leave open the island."""
+    return FIRST_STRONG_ISOLATE + str(text).translate(_ISOLATE_MARKS) + POP_ISOLATE
+
+
 def escape_markdown(text) -> str:
     """User text for anything Streamlit renders as Markdown (st.markdown, captions, messages, widget labels, radio
     options): it shows literally. No link, image, emphasis, heading, list, HTML, LaTeX, autolink or shortcode can

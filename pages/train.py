@@ -44,6 +44,16 @@ def _hub_reachable() -> bool:
     return models.hub_reachable(timeout=2.0)
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def _default_here(hub_is_reachable: bool) -> tuple[str, str | None]:
+    return models.default_here(hub_is_reachable)
+
+
+def _app_words(message) -> str:
+    """A core message (worded for the command line) in this page's words, shown as plain text."""
+    return plain(models.worded_for(str(message), models.APP))
+
+
 def _choice_title(choice: str) -> str:
     if choice == LOCAL_CHOICE:
         return "A model folder on this machine"
@@ -156,7 +166,7 @@ def _finished(run: dict) -> None:
     _headline(run)
     status = run["status"]
     if status == "failed":
-        st.error(plain(run["error"]) if run.get("error") else
+        st.error(_app_words(run["error"]) if run.get("error") else
                  "The run failed without a message; see data/runs/logs.")
         return
     st.session_state["focus_run"] = run["id"]  # preselected on the Runs and Demo pages
@@ -166,7 +176,7 @@ def _finished(run: dict) -> None:
         st.success(f"Run #{run['id']} completed in {charts.format_duration(run.get('duration_s'))}: {ran} "
                    f"({charts.stop_reason(run)}).")
     else:
-        st.warning(f"Run #{run['id']} {status}: {plain(run.get('error') or 'no details')}")
+        st.warning(f"Run #{run['id']} {status}: {_app_words(run.get('error') or 'no details')}")
     shown = charts.headline_metrics(run["task"], metrics)
     if shown:
         for column, (title, value) in zip(st.columns(len(shown) + 2), shown):
@@ -205,10 +215,19 @@ def _monitor(runner) -> None:
 
 # ----------------------------------------------------------------------------- the new-run form
 
-def _model_picker() -> str | None:
-    """The model reference the user chose (None until one is typed), with availability and licence shown."""
-    choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, **kept("train_model_choice"),
-                          help="SpanBERT is the default. The built-in MiniLM works without any network.")
+def _model_picker() -> tuple[str | None, bool]:
+    """The model reference the user chose (None until one is typed) and whether a run could load it here, with
+    availability and licence shown. Without the Hub (and SpanBERT not cached) the built-in MiniLM is preselected,
+    and a model that cannot load is said to be so before Start training, which stays off for it."""
+    reachable = _hub_reachable()
+    preselected, why = _default_here(reachable)
+    widget = kept("train_model_choice")
+    st.session_state.setdefault("train_model_choice", preselected)  # a tab's first visit: what can train here
+    choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, **widget,
+                          help=f"SpanBERT is the default when the Hugging Face Hub can be reached. "
+                               f"{models.BUILTIN_TITLE} works without any network.")
+    if why and choice == preselected:
+        st.caption(why)
     if choice == LOCAL_CHOICE:
         ref = st.text_input("Model folder", **kept("train_model_folder"), placeholder="/path/to/saved-model",
                             help="A folder saved with save_pretrained: config.json + weights (+ tokenizer).").strip()
@@ -218,7 +237,7 @@ def _model_picker() -> str | None:
     else:
         ref = choice
     if not ref:
-        return None
+        return None, False
     if choice in models.KNOWN_MODELS:
         known = models.KNOWN_MODELS[choice]
         licence = f"Licence: **{known['license']}**"
@@ -231,18 +250,20 @@ def _model_picker() -> str | None:
     if ok:
         st.caption(f"✓ Available offline ({phrase}).")
         prefetch_model(ref)
-    elif choice == LOCAL_CHOICE or ref.startswith(("/", ".", "~")):
+        return ref, True
+    if choice == LOCAL_CHOICE or models.local_folder_like(ref):
         st.warning(f"Cannot use this folder: {plain(phrase)}. Give a folder saved with save_pretrained "
-                   f"(config.json + weights), or pick {models.KNOWN_MODELS[models.BUILTIN_ALIAS]['title']}.")
-    elif _hub_reachable():
+                   f"(config.json + weights), or {models.advice('use_builtin', models.APP)}. Start training stays "
+                   "off until then.")
+    elif reachable:
         st.info(f"'{plain(ref)}' is not on this machine yet: it is downloaded from the Hugging Face Hub when training "
                 "starts (once; later runs use the cache).")
+        return ref, True
     else:
-        st.warning(f"'{plain(ref)}' is not on this machine and the Hugging Face Hub cannot be reached, so training "
-                   "would "
-                   f"fail at once. Pick the built-in MiniLM ({models.BUILTIN_ALIAS}), which works offline, or a "
-                   "local model folder.")
-    return ref
+        st.warning(f"'{plain(ref)}' cannot be loaded here: it is not on this machine and the Hugging Face Hub cannot "
+                   f"be reached, so Start training stays off for it. {models.advice('use_builtin', models.APP, True)}"
+                   ", or a model folder on this machine.")
+    return ref, False
 
 
 NO_EVAL_DATASET = "None (see below what is measured)"
@@ -360,16 +381,17 @@ def _new_run_form(runner) -> None:
                               help="What the model learns from. Only labeled rows are used.")
     dataset = by_id[dataset_id]
     st.caption(f"{dataset['labeled']} of {dataset['rows']} rows labeled.")
-    ref = _model_picker()
+    ref, loadable = _model_picker()
     cfg = _settings(dataset, datasets, ref)
     if runner.is_busy():
         st.caption("Another run is training: a new one waits in the queue until it ends.")
-    if st.button("Start training", type="primary", icon="🚀", key="train_start", disabled=cfg is None,
-                 help="Runs in the background: you can leave this page, the run goes on."):
+    if st.button("Start training", type="primary", icon="🚀", key="train_start", disabled=cfg is None or not loadable,
+                 help="Runs in the background: you can leave this page, the run goes on." if loadable else
+                 "Choose a model that can be loaded here first (see the message under the Model box)."):
         try:
             run_id = runner.submit(cfg, created_by=current_user())
         except (storage.StorageError, TrainingError) as exc:  # e.g. a max length beyond the model's limit
-            st.error(plain(exc))
+            st.error(_app_words(exc))
             return
         st.session_state[RUN_KEY] = run_id
         st.rerun()

@@ -54,15 +54,16 @@ def choose_local_model(at: AppTest, folder: Path, dataset: str, **numbers) -> Ap
 
 def test_model_picker_shows_licence_and_warns_before_an_offline_hub_model(home):
     at = open_page("train")
+    at.selectbox(key="train_model_choice").set_value("SpanBERT/spanbert-base-cased").run()
     captions = " ".join(c.value for c in at.caption)
-    assert "CC-BY-NC 4.0" in captions  # SpanBERT is the default choice
+    assert "CC-BY-NC 4.0" in captions
     at.selectbox(key="train_model_choice").set_value("hub id").run()
     assert at.button(key="train_start").disabled  # nothing typed yet
     at.text_input(key="train_model_hub").set_value("someone/not-in-the-cache").run()
     warnings = " ".join(w.value for w in at.warning)
-    assert "builtin-minilm" in warnings and "someone/not-in-the-cache" in warnings
+    assert "Built-in MiniLM" in warnings and "someone/not-in-the-cache" in warnings  # (the Hub is offline here)
     at.selectbox(key="train_model_choice").set_value("builtin-minilm").run()
-    assert "builtin-minilm" not in " ".join(w.value for w in at.warning)
+    assert "Built-in MiniLM" not in " ".join(w.value for w in at.warning)
 
 
 def test_short_run_trains_and_shows_its_metrics(home, tiny_model_dir):

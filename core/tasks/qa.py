@@ -387,6 +387,50 @@ def _rank_answers(context: str, best_by_span: dict[tuple[int, int], float], null
     return answers[:top_k]
 
 
+# ------------------------------------------------------------------------------------ answers shown to people
+def _overlaps(first: dict, second: dict) -> bool:
+    """Whether two answers share a character of the context (the null answer, start -1, shares none)."""
+    if first["start"] < 0 or second["start"] < 0:
+        return False
+    return first["start"] < second["end"] and second["start"] < first["end"]
+
+
+def presented_answers(answers: list[dict], limit: int) -> list[dict]:
+    """The ranked answers as a person is shown them (the Demo page): best first, at most ``limit``.
+
+    * An alternative whose character span overlaps a better answer's ("is paris" under "paris") is merged into
+      that answer: it is not shown, its text is listed in the better answer's ``merged``.
+    * ``relative`` is each answer's share of the confidence among the answers shown: its raw ``score`` divided by
+      their sum, i.e. the softmax of their log-scores. Raw scores are probabilities of one exact span and are tiny
+      after a short run (0.001 shows as "0%"); the shares add up to 1. None when every score is 0 (no span found).
+    * ``score`` stays the model's raw probability (for a tooltip); the input is not changed, and presenting
+      presented answers again changes nothing.
+    """
+    kept: list[dict] = []
+    for candidate in answers:
+        better = next((shown for shown in kept if _overlaps(shown, candidate)), None)
+        if better is not None:
+            better["merged"].append(candidate["answer"])
+        elif len(kept) < limit:
+            kept.append({**candidate, "merged": list(candidate.get("merged") or [])})
+    total = sum(max(float(a["score"]), 0.0) for a in kept)
+    for shown in kept:
+        shown["relative"] = max(float(shown["score"]), 0.0) / total if total > 0 else None
+    return kept
+
+
+def answer_tooltip(answer: dict) -> str:
+    """Plain text for hovering a presented answer: its share, its raw score and what was merged into it."""
+    parts = []
+    if answer.get("relative") is not None:
+        parts.append(f"{answer['relative']:.0%} of the confidence among the answers shown")
+    parts.append(f"raw model score {float(answer['score']):.2g} (the probability of exactly this span)")
+    if answer.get("merged"):
+        parts.append("overlapping answers merged into it: " + ", ".join(f"'{short(text)}'" for text in
+                                                                        answer["merged"]))
+    return " · ".join(parts)
+
+
 # --------------------------------------------------------------------------------------------- metrics
 def normalize_answer(text: str) -> str:
     """Official SQuAD normalisation: lowercase, drop punctuation and articles (a/an/the), squash whitespace."""
@@ -791,6 +835,14 @@ class QuestionAnswering(Task):
 
     def prediction_record(self, example, prediction) -> dict:
         return {"question": example["question"], "answers": prediction}
+
+    # --- showing answers (the Demo page) ----------------------------------------------------------------
+    def presented(self, prediction, limit: int) -> list[dict]:
+        """See :func:`presented_answers`: overlapping alternatives merged, each with its relative confidence."""
+        return presented_answers(prediction, limit)
+
+    def answer_tooltip(self, answer: dict) -> str:
+        return answer_tooltip(answer)
 
 
 TASK = QuestionAnswering()
