@@ -294,11 +294,15 @@ def _grid_snapshot(dataset: dict, suggestions: dict[int, dict] | None, order: st
 def grid(dataset: dict, suggestions: dict[int, dict] | None, order: str) -> None:
     snapshot = _grid_snapshot(dataset, suggestions, order)
     original, editor_key = snapshot["frame"], snapshot["editor"]
-    shown = ["id", "text", "label"] + (["suggestion", "confidence"] if suggestions else [])
+    original, meta_columns = annotation.with_meta_columns(original)
+    original = original.drop(columns=["meta"], errors="ignore")  # shown as its own columns instead
+    shown = ["id", "text", "label"] + (["suggestion", "confidence"] if suggestions else []) + meta_columns
     edited = st.data_editor(
         original, key=editor_key, hide_index=True, num_rows="fixed", column_order=shown, width="stretch",
         disabled=[column for column in original.columns if column != "label"],
         column_config={
+            **{name: st.column_config.TextColumn(name, help="Kept from the imported file (read-only)")
+               for name in meta_columns},
             "id": st.column_config.NumberColumn("id", width="small"),
             "text": st.column_config.TextColumn("text", width="large"),
             "label": st.column_config.SelectboxColumn("label", options=dataset["labels"], required=False,
