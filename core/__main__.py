@@ -99,7 +99,8 @@ def cmd_import(args) -> dict:
     info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name,
                                   created_by=_person())
     return {"dataset": info["name"], "rows": len(result.rows), "labels": info["labels"],
-            "mapping": result.mapping, "warnings": [str(w) for w in result.warnings]}
+            "mapping": result.mapping, "metadata": result.meta_columns,
+            "warnings": [str(w) for w in result.warnings]}
 
 
 def _parse_mapping(pairs: list[str] | None) -> dict:

@@ -148,6 +148,13 @@ def with_meta_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out, list(names.values())
 
 
+def meta_line(example: dict, limit: int = 40) -> str:
+    """An example's metadata on one line, 'ticket_id: T-1 · channel: email' (empty values left out, long ones
+    shortened); "" when it has none."""
+    return " · ".join(f"{shorten(key, limit)}: {shorten(value, limit)}"
+                      for key, value in (example.get("meta") or {}).items() if str(value).strip())
+
+
 def attach_suggestions(frame: pd.DataFrame, suggestions: dict[int, dict] | None) -> pd.DataFrame:
     """A copy of ``frame`` with 'suggestion' and 'confidence' (0-1) columns for the rows the model scored."""
     out = frame.copy()

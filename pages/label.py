@@ -222,8 +222,9 @@ def _navigation(dataset: dict, ordered: list[dict], example: dict) -> None:
 def _position_caption(ordered: list[dict], example: dict, status: str) -> None:
     index = next(i for i, item in enumerate(ordered) if item["id"] == example["id"])
     split = f" · {plain(example['split'])}" if example.get("split") else ""
+    meta = annotation.meta_line(example)
     st.caption(f"{annotation.row_name(example).capitalize()}{split} · {index + 1} of {len(ordered)} in this order · "
-               f"{plain(status)}")
+               f"{plain(status)}" + (f" · {plain(meta)}" if meta else ""))
 
 
 def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, dict] | None, order: str) -> None:

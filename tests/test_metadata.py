@@ -159,6 +159,10 @@ def test_a_formula_like_column_name_is_neutralised_and_read_back(spanlab_home):
 def test_batch_predictions_keep_the_input_columns_in_order_and_neutralise_formulas(spanlab_home, tiny_model_dir,
                                                                                     tmp_path, capsys):
     from tests.test_cli import cli, write_csv
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text(TICKETS_CSV, encoding="utf-8")
+    code, out, _ = cli(capsys, "import", str(tickets), "--task", "classification")
+    assert code == 0 and out["metadata"] == ["ticket_id", "channel"] and out["mapping"]["text"] == "Customer message"
     data = write_csv(tmp_path / "reviews.csv", sentiment_rows(4), ["text", "label"])
     assert cli(capsys, "import", str(data), "--task", "classification")[0] == 0
     code, out, err = cli(capsys, "train", "--dataset", "reviews", "--model", str(tiny_model_dir), "--max-steps", "2",
@@ -201,6 +205,17 @@ def test_label_page_grid_shows_metadata(spanlab_home):
     assert not at.exception, at.exception
     grid = at.data_editor[0].value
     assert grid["ticket_id"].tolist() == ["T-1", "T-2", "T-3"] and "meta" not in grid.columns
+
+
+def test_one_at_a_time_views_name_the_row_by_its_metadata(spanlab_home):
+    from tests.test_app_data import open_app
+    qa = [{**row, "ticket_id": f"Q{i}", "channel": "", "note": "*bold*"} for i, row in enumerate(qa_rows())]
+    _import(_jsonl(qa), "qa.jsonl", "qa", "qa")
+    assert annotation.meta_line(storage.load_examples("qa")[0]) == "ticket_id: Q0 · note: *bold*"
+    at = open_app("pages/label.py")
+    assert not at.exception, at.exception
+    assert any(caption.value.endswith("· ticket_id: Q0 · note: &#42;bold&#42;") for caption in at.caption), \
+        [caption.value for caption in at.caption]
 
 
 # --------------------------------------------------------------------------------------------------- Data page
