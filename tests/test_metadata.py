@@ -135,10 +135,12 @@ def test_metadata_named_like_a_format_column_is_written_under_a_prefix(spanlab_h
 
 
 def test_squad_export_keeps_ids_and_titles(spanlab_home):
-    squad = {"data": [{"title": "Acme", "paragraphs": [{"context": QA_CONTEXTS[0], "qas": [
-                 {"id": "a1", "question": "who founded acme ?", "answers": [{"text": "alice", "answer_start": QA_CONTEXTS[0].index("alice")}]}]}]},
-             {"title": "Globex", "paragraphs": [{"context": QA_CONTEXTS[1], "qas": [
-                 {"id": "g1", "question": "who founded globex ?", "answers": [{"text": "bob", "answer_start": QA_CONTEXTS[1].index("bob")}]}]}]}]}
+    def article(title, context, qid, question, answer):
+        return {"title": title, "paragraphs": [{"context": context, "qas": [
+            {"id": qid, "question": question, "answers": [{"text": answer, "answer_start": context.index(answer)}]}]}]}
+
+    squad = {"data": [article("Acme", QA_CONTEXTS[0], "a1", "who founded acme ?", "alice"),
+                      article("Globex", QA_CONTEXTS[1], "g1", "who founded globex ?", "bob")]}
     examples = _import(json.dumps(squad).encode(), "faq.json", "qa", "faq")
     assert [(e["qid"], e["meta"]) for e in examples] == [("a1", {"title": "Acme"}), ("g1", {"title": "Globex"})]
     document = json.loads(export_bytes(examples, "qa", "squad", title="faq"))

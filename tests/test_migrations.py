@@ -108,7 +108,8 @@ def test_upgrade_from_0006_keeps_rows_and_adds_metadata(database_url, monkeypatc
     try:
         old = storage.load_examples("tickets")
         assert _revision(database_url) == HEAD
-        assert [(e["text"], e["label"], e["version"], e["meta"]) for e in old] == [("charged twice", "billing", 3, None)]
+        assert [(e["text"], e["label"], e["version"], e["meta"]) for e in old] == [
+            ("charged twice", "billing", 3, None)]
         storage.create_dataset("new", "classification", [{"text": "hi", "meta": {"ticket_id": "T-9"}}])
         assert storage.load_examples("new")[0]["meta"] == {"ticket_id": "T-9"}
         storage.migrate(database_url, "0006")

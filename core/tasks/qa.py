@@ -580,8 +580,8 @@ def to_squad_json(rows, title: str = "spanlab") -> dict:
             "answers": [{"text": row["answer_text"], "answer_start": int(row["answer_start"])}] if answerable else [],
             "is_impossible": not answerable,
         })
-    return {"version": "v2.0", "data": [{"title": name, "paragraphs": list(paragraphs.values())}
-                                        for name, paragraphs in articles.items()] or [{"title": title, "paragraphs": []}]}
+    data = [{"title": name, "paragraphs": list(paragraphs.values())} for name, paragraphs in articles.items()]
+    return {"version": "v2.0", "data": data or [{"title": title, "paragraphs": []}]}
 
 
 EXPORT_COLUMNS = ["qid", "context", "question", "answer_text", "answer_start", "split"]
