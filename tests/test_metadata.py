@@ -185,6 +185,24 @@ def test_batch_predictions_keep_the_input_columns_in_order_and_neutralise_formul
     assert [(p["ticket_id"], p["channel"]) for p in out["predictions"]] == [("T-1", "=1+1"), ("T-2", "@SUM(A1)")]
 
 
+def test_qa_batch_predictions_keep_the_question_ids(spanlab_home, tiny_model_dir, tmp_path, capsys):
+    from tests.test_cli import cli, write_csv
+    data = write_csv(tmp_path / "faq.csv", qa_rows(), ["context", "question", "answer_text", "answer_start"])
+    assert cli(capsys, "import", str(data), "--task", "qa", "--name", "faq")[0] == 0
+    code, out, err = cli(capsys, "train", "--dataset", "faq", "--model", str(tiny_model_dir), "--max-steps", "2",
+                         "--max-length", "64", "--doc-stride", "16", "--device", "cpu", "--no-progress")
+    assert code == 0 and out["status"] == "completed", err
+    source = write_csv(tmp_path / "questions.csv",
+                       [{"id": "q-7", "context": QA_CONTEXTS[0], "question": "who founded acme ?", "channel": "web"}],
+                       ["id", "context", "question", "channel"])
+    predictions = tmp_path / "answers.csv"
+    code, _, err = cli(capsys, "predict", str(out["run"]), "--file", str(source), "--out", str(predictions))
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(predictions.read_text(encoding="utf-8-sig"))))
+    assert list(rows[0]) == ["question", "answers", "id", "channel"]
+    assert (rows[0]["id"], rows[0]["channel"]) == ("q-7", "web") and json.loads(rows[0]["answers"])
+
+
 # --------------------------------------------------------------------------------------------------- Label grid
 
 def test_grid_frame_shows_metadata_as_read_only_columns(spanlab_home):
