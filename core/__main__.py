@@ -106,7 +106,8 @@ def cmd_import(args) -> dict:
         info = storage.create_dataset(name, args.task, result.rows, labels=args.labels or None, source=path.name,
                                       created_by=_person())
     return {"dataset": info["name"], "rows": info["rows"], "labels": info["labels"],
-            "mapping": result.mapping, "warnings": [str(w) for w in result.warnings]}
+            "mapping": result.mapping, "metadata": result.meta_columns,
+            "warnings": [str(w) for w in result.warnings]}
 
 
 def _import_problems(path: Path, result) -> UserError:
@@ -274,14 +275,18 @@ def cmd_predict(args) -> dict:
     predictor = inference.load_predictor(args.run, precision=args.precision)
     task = predictor.task
     if args.file:
-        result = importing.load_file(Path(args.file), task.name, filename=Path(args.file).name)
+        # every column the model does not read (ids, channels, a label column...) passes through, in file order
+        reads = task.predict_reads or task.input_fields
+        passing = {field_name: "" for field_name in task.fields if field_name not in reads}
+        result = importing.load_file(Path(args.file), task.name, filename=Path(args.file).name, mapping=passing)
         if not result.rows:
             raise UserError(f"{args.file}: no rows to predict. " + result.summary())
         predictions = predictor.predict_examples(result.rows, top_k=args.top_k)
-        out = [task.prediction_record(row, prediction) for row, prediction in zip(result.rows, predictions)]
+        from core.exporting import csv_bytes, with_meta
+        out, columns = with_meta([task.prediction_record(row, prediction)
+                                  for row, prediction in zip(result.rows, predictions)], result.rows, "input_")
         if args.out:  # lists (answers, entities) as JSON cells; cells a spreadsheet would run as formulas neutralised
-            from core.exporting import csv_bytes
-            _write_output(Path(args.out), csv_bytes(out, list(dict.fromkeys(key for record in out for key in record))))
+            _write_output(Path(args.out), csv_bytes(out, columns))
         return {"run": args.run, "predictions": out if not args.out else len(out), "out": args.out}
     values = [getattr(args, name, None) for name in task.input_fields]
     if any(value is None for value in values):

@@ -3,7 +3,7 @@
 - what counts as labeled, progress counts and the "37 of 120 labeled" text;
 - the order examples are shown in (import order, or least confident model suggestion first) and moving through
   that order (previous / next / next unlabeled);
-- filtering the classification grid (unlabeled only, one label, text search);
+- filtering the classification grid (unlabeled only, one label, text search) and showing the rows' metadata columns;
 - saving the grid: diff the edited table against the snapshot the user saw and save each changed row with the
   version from that snapshot, so a row changed elsewhere in the meantime is refused, never overwritten;
 - where a typed QA answer occurs in its context (with a snippet around each occurrence);
@@ -133,6 +133,26 @@ def filter_examples(frame: pd.DataFrame, *, unlabeled_only: bool = False, label:
 
 def _fold(text: str) -> str:
     return unicodedata.normalize("NFC", str(text)).casefold()
+
+
+def with_meta_columns(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The grid's frame with each metadata column (the import file's other columns, e.g. ticket_id) as a column of
+    its own after the others (``meta_`` + its name where the frame has that column already), and their names in
+    order. Rows without a value show an empty cell."""
+    from core.exporting import meta_names
+    metas = frame["meta"].tolist() if "meta" in frame.columns else []
+    names = meta_names(({"meta": meta} for meta in metas if isinstance(meta, dict)), frame.columns)
+    out = frame.copy()
+    for key, name in names.items():
+        out[name] = [meta.get(key, "") if isinstance(meta, dict) else "" for meta in metas]
+    return out, list(names.values())
+
+
+def meta_line(example: dict, limit: int = 40) -> str:
+    """An example's metadata on one line, 'ticket_id: T-1 · channel: email' (empty values left out, long ones
+    shortened); "" when it has none."""
+    return " · ".join(f"{shorten(key, limit)}: {shorten(value, limit)}"
+                      for key, value in (example.get("meta") or {}).items() if str(value).strip())
 
 
 def attach_suggestions(frame: pd.DataFrame, suggestions: dict[int, dict] | None) -> pd.DataFrame:

@@ -118,6 +118,7 @@ class ImportStream:
                 continue
             chunk = validate(frame, self.task, self.mapping, first_row=first_row, checks=checks)
             result.mapping, result.total_rows = chunk.mapping, result.total_rows + chunk.total_rows
+            result.meta_columns = chunk.meta_columns
             result.problems += chunk.problems
             for warning in chunk.warnings:
                 if warning.line is None:  # file-level: every chunk says it

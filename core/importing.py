@@ -320,7 +320,7 @@ def _tidy_delimited(frame: pd.DataFrame, first_line: int) -> pd.DataFrame:
     """Rows of parsed delimited text (``first_line``: the line of the first, header = line 1) as read_table gives
     them: strings, blank rows dropped, a user's protective apostrophe before a formula character removed."""
     frame = frame.fillna("")  # rows shorter than the header
-    frame.columns = [str(column) for column in frame.columns]
+    frame.columns = [_ESCAPED_FORMULA.sub("", str(column)) for column in frame.columns]  # as exported (metadata)
     frame.index = pd.RangeIndex(first_line, first_line + len(frame), name="line")
     blank = (frame == "").all(axis=1)
     if blank.any():
@@ -542,6 +542,9 @@ def validate(df: pd.DataFrame, task: str, mapping: dict | None = None, *, first_
     lines = (frame.index.to_numpy() if frame.index.name in ("line", "record")
              else np.arange(2, len(frame) + 2))
     result.mapping = _resolve_mapping(columns, task, mapping, result)
+    used = set(result.mapping.values())
+    result.meta_columns = [column for column in columns if column not in used]
+    _warn_other_candidates(columns, task, mapping or {}, result)
     for field_name in tasks.get(task).required:
         if field_name not in result.mapping:
             result.problems.append(Problem(None, field_name, (
@@ -560,6 +563,21 @@ def validate(df: pd.DataFrame, task: str, mapping: dict | None = None, *, first_
     for found in (result.problems, result.warnings):  # file-level first, then in file order
         found.sort(key=lambda item: -1 if item.line is None else item.line)
     return result
+
+
+def _warn_other_candidates(columns: list[str], task: str, explicit: dict, result: ImportResult) -> None:
+    """A warning for each guessed field that more than one column could be (e.g. 'message' and 'comment' both look
+    like the text): the guess is used, the others are kept as metadata, and the warning says how to choose."""
+    for field_name, chosen in result.mapping.items():
+        if explicit.get(field_name):
+            continue
+        names = {_normalise_name(name) for name in FIELD_SYNONYMS[task][field_name]}
+        others = [column for column in result.meta_columns if _normalise_name(column) in names]
+        if others:
+            result.warnings.append(Problem(None, chosen, (
+                f"'{chosen}' is used as the {field_name}, but {quoted(others)} could be too (kept as metadata) — "
+                f"to use another, map it: --map {field_name}=COLUMN on the command line, or the column mapping "
+                "on the Data page")))
 
 
 def _resolve_mapping(columns: list[str], task: str, explicit: dict | None, result: ImportResult) -> dict[str, str]:

@@ -129,6 +129,7 @@ class Example(Base):
     qid: Mapped[str | None] = mapped_column(String(200))
     spans: Mapped[list | None] = mapped_column(JSON(none_as_null=True))   # entity spans [{start, end, label}]
     tokens: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # a token file's token offsets
+    meta: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # the file's other columns {name: text}
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -284,7 +285,7 @@ def _begin_immediate(dbapi_connection) -> None:
 
 # The newest migration in core/migrations/versions (a test checks they agree). A database already there is
 # opened without importing Alembic at all, which keeps the app's first page fast.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def _alembic_config(connection):
@@ -409,9 +410,22 @@ def _clean_rows(task, rows: list[dict], first: int = 1) -> list[dict]:
     the number of the first row in messages."""
     empty = dict.fromkeys(ROW_COLUMNS)
     try:
-        return [{**empty, **task.clean_row(row, number)} for number, row in enumerate(rows, start=first)]
+        return [{**empty, **task.clean_row(row, number), "meta": _clean_meta(row.get("meta"), number)}
+                for number, row in enumerate(rows, start=first)]
     except TaskDataError as error:
         raise InvalidEditError(str(error)) from None
+
+
+def _clean_meta(meta: Any, number: int) -> dict[str, str] | None:
+    """A row's metadata as stored: {column name: text} in the file's order (values as text, None as ""), or None
+    when the row has none."""
+    if meta is None or (isinstance(meta, dict) and not meta):
+        return None
+    if not isinstance(meta, dict):
+        raise TaskDataError(f"row {number}: 'meta' must be a mapping of column name to value, not "
+                            f"{type(meta).__name__}")
+    from core.tasks.base import cell
+    return {str(key): cell(value) for key, value in meta.items()}
 
 
 def _checked_name(value: str, what: str) -> str:
@@ -442,7 +456,8 @@ def create_dataset(name: str, task: str, rows: list[dict], labels: list[str] | N
     Rows are numbered from 1 in error messages. Classification rows: {text, label?, split?};
     QA rows: {context, question, answer_text?, answer_start?, qid?, split?} where answer_text "" means
     unanswerable and a missing answer_start is looked up in the context. The label set is ``labels``
-    when given (every row label must be in it), else the sorted distinct labels of the rows.
+    when given (every row label must be in it), else the sorted distinct labels of the rows. Any row may carry
+    ``meta``: {column name: value}, the import file's other columns, stored as text and given back by load_examples.
     """
     name = (name or "").strip()
     if not name:
@@ -602,7 +617,7 @@ def remove_abandoned_imports() -> int:
 
 
 ROW_COLUMNS = ("split", "text", "label", "context", "question", "answer_text", "answer_start", "qid", "spans",
-               "tokens")
+               "tokens", "meta")
 
 
 def _dataset_dict(dataset: Dataset, rows: int, labeled: int) -> dict:
@@ -674,14 +689,15 @@ def delete_dataset(ref: int | str, by: str | None = None) -> None:
 
 
 EXAMPLE_KEYS = ("id", "version", "position", "split")
+META_KEY = "meta"  # every example's metadata: the import file's other columns {name: text}, or None
 
 
 def load_examples(ref: int | str, split: str | None = None) -> list[dict]:
     """The dataset's examples in import order (optionally one split) as dicts of id, version,
-    position, split and the task's fields."""
+    position, split, the task's fields and meta."""
     with reading() as session:
         dataset = find_dataset(session, ref)
-        columns = [getattr(Example, key) for key in EXAMPLE_KEYS + _task(dataset.task).stored]
+        columns = [getattr(Example, key) for key in EXAMPLE_KEYS + _task(dataset.task).stored + (META_KEY,)]
         stmt = select(*columns).where(Example.dataset_id == dataset.id).order_by(Example.position)
         if split is not None:
             try:
@@ -695,7 +711,7 @@ def examples_frame(ref: int | str) -> pd.DataFrame:
     """load_examples(ref) as a DataFrame; the columns are the same even for an empty dataset."""
     with reading() as session:
         task = find_dataset(session, ref).task
-    columns = list(EXAMPLE_KEYS + _task(task).stored)
+    columns = list(EXAMPLE_KEYS + _task(task).stored + (META_KEY,))
     frame = pd.DataFrame(load_examples(ref), columns=columns)
     for column in columns:  # whole numbers with gaps stay whole numbers (not floats)
         if isinstance(Example.__table__.columns[column].type, Integer) and column not in EXAMPLE_KEYS:

@@ -175,6 +175,9 @@ def upload_section(existing: set[str]) -> None:
     st.dataframe(frame.head(PREVIEW_ROWS), width="stretch")
     conflicts = _doubly_mapped(mapping)
     result = validate(frame, task, mapping)
+    if result.meta_columns:
+        st.caption(f"Kept as metadata with each row (shown in the Label grid, written to CSV and JSON Lines exports "
+                   f"and batch predictions): {plain(', '.join(result.meta_columns))}")
     _report(result, conflicts)
 
     name = st.text_input("Dataset name", value=Path(uploaded.name).stem, key=f"name:{file_key}",

@@ -222,8 +222,9 @@ def _navigation(dataset: dict, ordered: list[dict], example: dict) -> None:
 def _position_caption(ordered: list[dict], example: dict, status: str) -> None:
     index = next(i for i, item in enumerate(ordered) if item["id"] == example["id"])
     split = f" · {plain(example['split'])}" if example.get("split") else ""
+    meta = annotation.meta_line(example)
     st.caption(f"{annotation.row_name(example).capitalize()}{split} · {index + 1} of {len(ordered)} in this order · "
-               f"{plain(status)}")
+               f"{plain(status)}" + (f" · {plain(meta)}" if meta else ""))
 
 
 def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, dict] | None, order: str) -> None:
@@ -294,11 +295,15 @@ def _grid_snapshot(dataset: dict, suggestions: dict[int, dict] | None, order: st
 def grid(dataset: dict, suggestions: dict[int, dict] | None, order: str) -> None:
     snapshot = _grid_snapshot(dataset, suggestions, order)
     original, editor_key = snapshot["frame"], snapshot["editor"]
-    shown = ["id", "text", "label"] + (["suggestion", "confidence"] if suggestions else [])
+    original, meta_columns = annotation.with_meta_columns(original)
+    original = original.drop(columns=["meta"], errors="ignore")  # shown as its own columns instead
+    shown = ["id", "text", "label"] + (["suggestion", "confidence"] if suggestions else []) + meta_columns
     edited = st.data_editor(
         original, key=editor_key, hide_index=True, num_rows="fixed", column_order=shown, width="stretch",
         disabled=[column for column in original.columns if column != "label"],
         column_config={
+            **{name: st.column_config.TextColumn(name, help="Kept from the imported file (read-only)")
+               for name in meta_columns},
             "id": st.column_config.NumberColumn("id", width="small"),
             "text": st.column_config.TextColumn("text", width="large"),
             "label": st.column_config.SelectboxColumn("label", options=dataset["labels"], required=False,

@@ -180,3 +180,17 @@ def test_files_that_need_reading_whole_are_not_streamed(tmp_path):
     assert import_stream.open_stream(table, "classification") is not None
     with pytest.raises(ImportFailed, match="is empty"):
         import_stream.open_stream(write(tmp_path / "blank.csv", " \n\n"), "classification")
+
+
+def test_streamed_rows_keep_their_other_columns_as_metadata(spanlab_home, tmp_path, capsys, small_chunks):
+    """The metadata columns (issue 13, finding 8) survive streaming: every chunk's rows carry them, and the import's
+    JSON names them once."""
+    import json
+    lines = "".join(f"T-{i},review {i},{'pos' if i % 2 else 'neg'},{'mail' if i % 3 else 'chat'}\n" for i in range(40))
+    path = write(tmp_path / "tickets.csv", "ticket_id,text,label,channel\n" + lines)
+    code, out, err = cli(capsys, "import", str(path), "--task", "classification", "--json")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["metadata"] == ["ticket_id", "channel"]
+    examples = storage.load_examples("tickets")
+    assert [e["meta"] for e in examples] == [{"ticket_id": f"T-{i}", "channel": "mail" if i % 3 else "chat"}
+                                             for i in range(40)]

@@ -199,13 +199,13 @@ def test_explicit_mapping_overrides_detection():
     result = validate(frame, "classification", mapping={"text": "body", "label": "tag"})
     assert result.ok
     assert result.mapping == {"text": "body", "label": "tag"}
-    assert result.rows == [{"text": "real text", "label": "x"}]
+    assert result.rows == [{"text": "real text", "label": "x", "meta": {"text": "not this"}}]  # kept as metadata
 
 
 def test_explicit_mapping_can_unmap_a_field():
     frame = read_table(b"text,label\na,x\n", "m.csv")
     result = validate(frame, "classification", mapping={"label": None})
-    assert result.rows == [{"text": "a", "label": None}]
+    assert result.rows == [{"text": "a", "label": None, "meta": {"label": "x"}}]  # the column is kept as metadata
 
 
 def test_explicit_mapping_to_missing_column_is_a_problem():

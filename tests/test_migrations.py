@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from core import storage
 
-HEAD = "0006"
+HEAD = "0007"
 
 
 @pytest.fixture
@@ -89,6 +89,34 @@ def test_downgrade_to_0001_and_back_keeps_rows(old_database):
     assert _revision(old_database) == "0001"
     storage.migrate(old_database, "head")
     assert [e["text"] for e in storage.load_examples("reviews")] == ["great", "awful"]
+
+
+def test_upgrade_from_0006_keeps_rows_and_adds_metadata(database_url, monkeypatch):
+    """0007 adds examples.meta in place: rows from before keep everything (and no metadata), new imports store
+    theirs, and a downgrade to 0006 and back keeps the rows."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    storage.migrate(database_url, "0006")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO datasets (name, task, labels, source, created_at, created_by) "
+                                "VALUES ('tickets', 'classification', '[\"billing\"]', 't.csv', :now, 'ann')"),
+                           {"now": datetime(2026, 11, 1)})  # ids from the sequences: later inserts get theirs
+        connection.execute(text("INSERT INTO examples (dataset_id, position, text, label, version, updated_at) "
+                                "SELECT id, 0, 'charged twice', 'billing', 3, :now FROM datasets"),
+                           {"now": datetime(2026, 11, 1)})
+    engine.dispose()
+    try:
+        old = storage.load_examples("tickets")
+        assert _revision(database_url) == HEAD
+        assert [(e["text"], e["label"], e["version"], e["meta"]) for e in old] == [
+            ("charged twice", "billing", 3, None)]
+        storage.create_dataset("new", "classification", [{"text": "hi", "meta": {"ticket_id": "T-9"}}])
+        assert storage.load_examples("new")[0]["meta"] == {"ticket_id": "T-9"}
+        storage.migrate(database_url, "0006")
+        storage.migrate(database_url, "head")
+        assert [e["text"] for e in storage.load_examples("tickets")] == ["charged twice"]
+    finally:
+        storage.dispose_engines()
 
 
 def test_orm_models_match_the_migrated_schema(database_url):

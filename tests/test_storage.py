@@ -80,22 +80,22 @@ def test_load_examples_fields_order_and_splits():
     make_sentiment()
     rows = load_examples("reviews")
     assert [r["position"] for r in rows] == [0, 1, 2, 3]
-    assert set(rows[0]) == {"id", "version", "position", "split", "text", "label"}
+    assert set(rows[0]) == {"id", "version", "position", "split", "text", "label", "meta"}
     assert [r["text"] for r in load_examples("reviews", split="train")] == ["great film", "awful plot"]
 
     make_qa()
     qa = load_examples("facts")
     assert set(qa[0]) == {"id", "version", "position", "split", "context", "question", "answer_text",
-                          "answer_start", "qid"}
+                          "answer_start", "qid", "meta"}
     assert qa[1]["answer_start"] == CONTEXT.index("2019")
     assert (qa[2]["answer_text"], qa[2]["answer_start"]) == ("", None)
     assert qa[3]["answer_text"] is None
 
     frame = examples_frame("facts")
     assert list(frame.columns) == ["id", "version", "position", "split", "context", "question", "answer_text",
-                                   "answer_start", "qid"]
+                                   "answer_start", "qid", "meta"]
     empty = examples_frame(create_dataset("empty", "classification", [], labels=["a"])["id"])
-    assert list(empty.columns) == ["id", "version", "position", "split", "text", "label"] and empty.empty
+    assert list(empty.columns) == ["id", "version", "position", "split", "text", "label", "meta"] and empty.empty
 
 
 def test_create_dataset_refuses_bad_input_naming_the_row():

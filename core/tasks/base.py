@@ -31,6 +31,10 @@ SPLIT_ALIASES = {  # the one table of split names: what a file may say -> what i
     "eval": "validation", "test": "test", "testing": "test",
 }
 SPLIT_FIELD = ["split", "set", "fold"]
+# Names a free-text column goes by besides "text" (case, spaces, "_" and "-" ignored: "Customer message" matches
+# customer_message). The first match in this order wins; other matching columns are kept as metadata, with a warning.
+TEXT_SYNONYMS = ["sentence", "content", "review", "message", "customer_message", "body", "comment", "document",
+                 "utterance"]
 
 
 class TaskDataError(UserError, ValueError):
@@ -80,6 +84,7 @@ class ImportResult:
     labels: list[str]
     task: str = ""
     total_rows: int = 0
+    meta_columns: list[str] = field(default_factory=list)  # the file's other columns, kept with each row as metadata
 
     @property
     def ok(self) -> bool:
@@ -198,6 +203,18 @@ class Rows:
             return None
         values = strings(self.frame[name])
         return (values.str.strip() if strip else values).tolist()
+
+    def with_meta(self, pos: int, row: dict) -> dict:
+        """``row`` (the row built from position ``pos``) with its metadata: {column: text} of the file's columns that
+        no field is mapped to, in file order (``result.meta_columns``); the row unchanged when there are none."""
+        columns = self.result.meta_columns
+        if not columns:
+            return row
+        values = self.__dict__.get("_meta_values")
+        if values is None:
+            values = self._meta_values = [strings(self.frame[column]).tolist() for column in columns]
+        row["meta"] = {column: cells[pos] for column, cells in zip(columns, values)}
+        return row
 
     def problem(self, pos: int, field_name: str, message: str) -> None:
         self.result.problems.append(Problem(self.lines[pos], self.mapping.get(field_name, field_name), message,
@@ -351,6 +368,7 @@ class Task:
     required: tuple[str, ...] = ()        # fields an import cannot do without
     stored: tuple[str, ...] = ()          # the examples-table columns this task uses (load_examples returns them)
     input_fields: tuple[str, ...] = ()    # what a prediction needs (CLI flags --text / --question --context)
+    predict_reads: tuple[str, ...] = ()   # fields ``predict --file`` reads (default: input_fields); others pass through
     done_field: str = ""                  # the stored column whose value (not NULL) marks an example labeled
     edit_field: str = ""                  # what the Label page edits: "label", "answer" or "spans"
     has_labels: bool = False              # keeps a label set (class labels, entity types)
@@ -507,6 +525,7 @@ def by_length(features: Sequence[dict]) -> list[int]:
     return sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
 
 
-__all__ = ["ExportFormat", "FileChecks", "ImportResult", "Problem", "Rows", "SPLITS", "SPLIT_ALIASES", "Task",
-           "TaskDataError", "cell", "clean_split", "is_missing", "optional_str", "quoted", "required_text", "short", "strings",
+__all__ = ["ExportFormat", "FileChecks", "ImportResult", "Problem", "Rows", "SPLITS", "SPLIT_ALIASES", "TEXT_SYNONYMS",
+           "Task", "TaskDataError", "cell", "clean_split", "is_missing", "optional_str", "quoted", "required_text",
+           "short", "strings",
            "warn_duplicates", "by_length"]

@@ -12,8 +12,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from core.tasks.base import (SPLIT_FIELD, ExportFormat, Rows, Task, TaskDataError, clean_split, optional_str,
-                             quoted, required_text, warn_duplicates)
+from core.tasks.base import (SPLIT_FIELD, TEXT_SYNONYMS, ExportFormat, Rows, Task, TaskDataError, clean_split,
+                             optional_str, quoted, required_text, warn_duplicates)
 
 
 def split_train_validation(examples: list[dict], fraction: float = 0.2, seed: int = 42) -> tuple[list[dict], list[dict]]:
@@ -70,7 +70,7 @@ class Classification(Task):
     name = "classification"
     title = "Text classification"
     fields = {
-        "text": ["text", "sentence", "content", "review", "message", "body", "document", "utterance"],
+        "text": ["text", *TEXT_SYNONYMS],
         "label": ["label", "category", "class", "intent", "target", "sentiment"],
         "split": SPLIT_FIELD,
     }
@@ -114,8 +114,10 @@ class Classification(Task):
         if label_column is not None:
             rows.checks.conflicting_labels(rows, keys["text"].tolist(), keys["label"].tolist(), ~bad)
         result.rows = [
-            {"text": text, "label": label or None, "split": split} if split else {"text": text, "label": label or None}
-            for text, label, split, skip in zip(texts.tolist(), labels.tolist(), splits, bad.tolist()) if not skip
+            rows.with_meta(pos, {"text": text, "label": label or None, "split": split} if split
+                           else {"text": text, "label": label or None})
+            for pos, (text, label, split, skip) in enumerate(zip(texts.tolist(), labels.tolist(), splits,
+                                                                 bad.tolist())) if not skip
         ]
         result.labels = sorted({row["label"] for row in result.rows if row["label"]})
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from core.tasks import ner_io
-from core.tasks.base import (SPLIT_FIELD, ExportFormat, Problem, Rows, Task, TaskDataError, clean_split, is_missing,
-                             quoted, warn_duplicates)
+from core.tasks.base import (SPLIT_FIELD, TEXT_SYNONYMS, ExportFormat, Problem, Rows, Task, TaskDataError,
+                             clean_split, is_missing, quoted, warn_duplicates)
 
 CONLL_SUFFIXES = (".conll", ".conllu", ".iob", ".iob1", ".iob2", ".bio", ".bioes", ".bilou", ".ner")
 TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".ndjson")  # never token files, whatever their lines look like
@@ -208,7 +208,7 @@ class EntitySpans(Task):
     name = "ner"
     title = "Entity spans (NER)"
     fields = {
-        "text": ["text", "sentence", "content", "message", "body", "document", "utterance"],
+        "text": ["text", *TEXT_SYNONYMS],
         "spans": ["spans", "entities", "label", "labels", "ner", "entity_spans"],
         "tokens": ["tokens", "token_offsets"],
         "split": SPLIT_FIELD,
@@ -216,6 +216,7 @@ class EntitySpans(Task):
     required = ("text",)
     stored = ("text", "spans", "tokens")
     input_fields = ("text",)
+    predict_reads = ("text", "tokens")  # a token file's words are the words predicted
     done_field = "spans"
     edit_field = "spans"
     has_labels = True
@@ -321,7 +322,7 @@ class EntitySpans(Task):
                 row["tokens"] = tokens
             if splits[pos]:
                 row["split"] = splits[pos]
-            kept.append(row)
+            kept.append(rows.with_meta(pos, row))
         keys = pd.DataFrame({"text": texts, "spans": span_cells or [""] * len(texts),
                              "split": pd.Series(splits, dtype=object).fillna("").tolist()})
         warn_duplicates(rows, keys, bad, "text")

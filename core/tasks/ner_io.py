@@ -678,7 +678,11 @@ def _json_line(record: dict) -> bytes:
 
 def to_span_jsonl(rows: Iterable[dict]) -> bytes:
     """Span JSON Lines (Prodigy-style), UTF-8: ``{"text", "spans": [{"start", "end", "label", "text"}] | null}``
-    plus ``"tokens"`` and ``"split"`` when the row has them. Spans are written sorted."""
+    plus ``"tokens"`` and ``"split"`` when the row has them, then the row's metadata columns (see
+    core.exporting.meta_names). Spans are written sorted."""
+    from core.exporting import meta_names
+    rows = list(rows)
+    names = meta_names(rows, ("text", "spans", "tokens", "split"))
     out = []
     for row in rows:
         text = row["text"]
@@ -691,5 +695,7 @@ def to_span_jsonl(rows: Iterable[dict]) -> bytes:
             record["tokens"] = [[int(start), int(end)] for start, end in row["tokens"]]
         if row.get("split") is not None:
             record["split"] = row["split"]
+        for key, value in (row.get("meta") or {}).items():
+            record[names[key]] = value
         out.append(_json_line(record))
     return b"".join(out)

@@ -606,14 +606,17 @@ def _question_id(row: dict, number: int) -> str:
 
 
 def to_squad_json(rows, title: str = "spanlab") -> dict:
-    """SQuAD v2.0 document: one article, one paragraph per distinct context (first-seen order).
+    """SQuAD v2.0 document: one article per title (a row's "title" metadata, as a SQuAD file's import keeps it; else
+    ``title``), one paragraph per distinct context within it (first-seen order).
 
     Unanswerable questions (answer_text "") get ``is_impossible: true`` and no answers. Questions not yet annotated
-    (answer_text None) and the split are not representable in SQuAD and are left out.
+    (answer_text None), the split and metadata other than the title are not representable in SQuAD and are left
+    out; each question keeps its id (``qid``), which joins it back to the source.
     """
-    paragraphs: dict[str, dict] = {}
+    articles: dict[str, dict[str, dict]] = {}
     for number, row in enumerate(_annotated(rows), start=1):
-        paragraph = paragraphs.setdefault(row["context"], {"context": row["context"], "qas": []})
+        article = articles.setdefault((row.get("meta") or {}).get("title") or title, {})
+        paragraph = article.setdefault(row["context"], {"context": row["context"], "qas": []})
         answerable = row["answer_text"] != ""
         paragraph["qas"].append({
             "id": _question_id(row, number),
@@ -621,7 +624,8 @@ def to_squad_json(rows, title: str = "spanlab") -> dict:
             "answers": [{"text": row["answer_text"], "answer_start": int(row["answer_start"])}] if answerable else [],
             "is_impossible": not answerable,
         })
-    return {"version": "v2.0", "data": [{"title": title, "paragraphs": list(paragraphs.values())}]}
+    data = [{"title": name, "paragraphs": list(paragraphs.values())} for name, paragraphs in articles.items()]
+    return {"version": "v2.0", "data": data or [{"title": title, "paragraphs": []}]}
 
 
 EXPORT_COLUMNS = ["qid", "context", "question", "answer_text", "answer_start", "split"]
@@ -629,7 +633,7 @@ EXPORT_COLUMNS = ["qid", "context", "question", "answer_text", "answer_start", "
 
 def _annotated(rows) -> list[dict]:
     """QA rows that have an answer decision ("" = unanswerable); rows still to annotate (None) are left out."""
-    return [{column: row.get(column) for column in EXPORT_COLUMNS} for row in rows
+    return [{column: row.get(column) for column in (*EXPORT_COLUMNS, "meta")} for row in rows
             if row.get("answer_text") is not None]
 
 
@@ -708,7 +712,7 @@ class QuestionAnswering(Task):
                 rows.warn(pos, "question", f"this row repeats {rows.unit} {seen_rows[key]} exactly — it is kept; "
                                            "delete it if it was not meant")
             seen_rows.setdefault(key, line)
-            result.rows.append(row)
+            result.rows.append(rows.with_meta(pos, row))
         if unanswerable:
             rows.warn(None, "answer_text", f"{unanswerable} question(s) have an empty answer and are imported as "
                                            "unanswerable — fill in the answer where that is not intended")
