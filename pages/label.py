@@ -28,6 +28,7 @@ GRID_PAGE_SIZE = 500
 LABEL_BUTTONS_PER_ROW = 4
 MODE_ONE, MODE_GRID = "One at a time", "Grid"
 TEXT_BOX_PX = 320       # the example text / QA context box: a longer text scrolls inside it, the buttons stay in view
+CONTEXT_BOX_PX = 260    # a QA context: lower, as the question and the answer box come first
 QUESTION_BOX_PX = 160
 RADIO_OCCURRENCES = 5   # an answer occurring at most this often is chosen in a radio; more often: click it in the text
 
@@ -242,7 +243,7 @@ def _navigation(dataset: dict, ordered: list[dict], example: dict, total: int, l
     skip_to = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
     columns = st.columns([3, 1], vertical_alignment="center")
     with columns[0]:
-        label_keys(key=f"keys:{dataset['id']}", doc_id=f"{example['id']}:{example['version']}",
+        label_keys(key="label_keys", doc_id=f"{example['id']}:{example['version']}",
                    position=annotation.position_of(ordered, example["id"]), count=len(ordered), labels=list(labels),
                    suggestion=suggestion,
                    on_event=lambda event: _key_event(dataset, ordered, example, total, event))
@@ -426,10 +427,10 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
         st.caption(f"Context — '{plain(annotation.shorten(answer, 40))}' occurs {len(found)} times: click the one "
                    "that is meant")
         occurrence_picker(example["context"], spans, key=_occurrence_key(example, answer),
-                          default=_saved_occurrence(example, answer, found), max_height_px=TEXT_BOX_PX)
+                          default=_saved_occurrence(example, answer, found), max_height_px=CONTEXT_BOX_PX)
     else:
         st.caption("Context")
-        _text_box(highlighted_html(example["context"], spans, active=chosen if spans else None))
+        _text_box(highlighted_html(example["context"], spans, active=chosen if spans else None), CONTEXT_BOX_PX)
 
     columns = st.columns(2)
     columns[0].button("Save answer", key="save_answer", type="primary", disabled=not found, width="stretch",
