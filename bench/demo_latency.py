@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import sys
 import time
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         assert not at.exception and "demo_qa" in at.session_state, at.exception
         return seconds
 
+    load = {"start": os.getloadavg()}  # other processes on a shared machine: the figures are only as calm as this
     answer()  # warm: the model loaded and cached, as after a presenter's first question
     rounds: dict[str, list[float]] = {"idle (before)": [answer() for _ in range(args.rounds)]}
 
@@ -140,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     runner.cancel(train_run)
     runner.wait(train_run, timeout=300)
     cpu_share.pause_for_predictions = real_pause
+    rounds["idle (after)"] = [answer() for _ in range(args.rounds)]
+    load["end"] = os.getloadavg()
+
     table = [{"condition": name, "rounds": len(values), "median s": statistics.median(values),
               "max s": max(values), "each s": " ".join(f"{value:.2f}" for value in values)}
              for name, values in rounds.items()]
@@ -148,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     bc.print_table([{"training": name, "steps/s": rate} for name, rate in step_rate.items()], ["training", "steps/s"],
                    "The background run's optimizer steps per second (alone; during the answers of each condition)")
     bc.write_results("demo_latency", {"machine": info, "args": vars(args), "context_chars": len(context),
-                                      "rounds": rounds, "table": text, "training_steps_per_s": step_rate})
+                                      "rounds": rounds, "table": text, "training_steps_per_s": step_rate,
+                                      "load_average_1_5_15_min": load})
+    print(f"load average (1, 5, 15 min) at the start {load['start']}, at the end {load['end']}")
     return 0
 
 
