@@ -11,7 +11,7 @@ context is that file's passages repeated up to ``--context-chars``. Rounds: idle
 alternately with core.cpu_share switched off (training and the answer share the cores, as before issue 13) and on
 (training pauses between its steps while the answer is computed); then idle again (a drift check on a shared
 machine). Also recorded: the run's optimizer steps per second alone and during the answers of each condition. Needs only the repository's sample
-data and the built-in MiniLM package (requirements.txt); ~3 minutes on 2 CPU cores.
+data and the built-in MiniLM package (requirements.txt); ~1.5 minutes at --rounds 3 on 2 idle CPU cores.
 """
 from __future__ import annotations
 
