@@ -7,6 +7,7 @@
 - saving the grid: diff the edited table against the snapshot the user saw and save each changed row with the
   version from that snapshot, so a row changed elsewhere in the meantime is refused, never overwritten;
 - where a typed QA answer occurs in its context (with a snippet around each occurrence);
+- how many labeled rows each label (class, entity type) has, for the Label page's chart;
 - readable descriptions of an undo and of the recent label history.
 """
 from __future__ import annotations
@@ -110,6 +111,39 @@ def step(ordered: Sequence[dict], current_id: int | None, delta: int) -> int | N
     if current_id not in ids:
         return ids[0]
     return ids[max(0, min(len(ids) - 1, ids.index(current_id) + delta))]
+
+
+def at_position(ordered: Sequence[dict], position: Any) -> int | None:
+    """Id of the example at ``position`` (0-based) in ``ordered``, clamped to both ends; None when empty or when
+    ``position`` is not an integer. Navigation names its target this way (an absolute place, not "one back"), so
+    a repeated or coalesced click lands where the last click meant, never short of it."""
+    if not ordered or not isinstance(position, int) or isinstance(position, bool):
+        return None
+    return ordered[max(0, min(len(ordered) - 1, position))]["id"]
+
+
+def position_of(ordered: Sequence[dict], example_id: int) -> int:
+    """0-based place of ``example_id`` in ``ordered`` (0 when absent)."""
+    return next((i for i, example in enumerate(ordered) if example["id"] == example_id), 0)
+
+
+# --------------------------------------------------------------------------------------------------- counts
+
+
+def label_counts(examples: Sequence[dict], task: str, labels: Sequence[str] = ()) -> dict[str, int]:
+    """Labeled rows per label, for a task with a label set (class labels, entity types: a row with two PER
+    entities counts once for PER); the labels of ``labels`` first (0 when unused), then any other found, in
+    order of appearance. {} for a task without a label set (QA)."""
+    spec = tasks.get(task)
+    if not spec.has_labels:
+        return {}
+    counts = dict.fromkeys(labels, 0)
+    for example in examples:
+        if not spec.is_labeled(example):
+            continue
+        for label in sorted(spec.label_uses(spec.edit_value(example))):
+            counts[label] = counts.get(label, 0) + 1
+    return counts
 
 
 # --------------------------------------------------------------------------------------------------- grid
@@ -346,7 +380,7 @@ HOW = {"user": "by hand", "suggestion": "accepted suggestion", "bulk": "bulk", "
 
 __all__ = [
     "GridSaveResult", "ORDERS", "ORDER_IMPORT", "ORDER_LEAST_CONFIDENT", "Occurrence", "answer_hint",
-    "apply_grid_edits", "attach_suggestions", "describe_undo", "undo_button_text", "filter_examples", "find_occurrences",
+    "apply_grid_edits", "at_position", "label_counts", "position_of", "attach_suggestions", "describe_undo", "undo_button_text", "filter_examples", "find_occurrences",
     "first_to_show", "grid_changes", "history_frame", "is_labeled", "least_confident_first", "next_unlabeled",
     "order_examples", "progress", "progress_text", "row_name", "shorten", "step",
 ]

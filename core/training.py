@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from core import config as spanlab_config
-from core import fewshot, models, runs_store, storage, tasks
+from core import cpu_share, fewshot, models, runs_store, storage, tasks
 from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
 from core.errors import UserError
 from core.tasks.base import TaskDataError
@@ -698,6 +698,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
         stop_reason = "cancelled" if cancel.is_set() else None
 
     model.train()
+    on_cpu = device.split(":")[0] == "cpu"
     while step < total_steps and stop_reason is None:
         batches = length_grouped_batches(lengths, cfg.batch_size * dist["world"], rng)
         for batch_ids in batches:
@@ -705,6 +706,8 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
             if cancel.is_set():
                 stop_reason = "cancelled"
                 break
+            if on_cpu:
+                cpu_share.pause_for_predictions()  # someone waits for a Demo answer in this process: theirs first
             batch = {k: v.to(device, non_blocking=True)
                      for k, v in collate([train_features[i] for i in batch_ids], pad_id, multiple).items()}
             with torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype or torch.float32,

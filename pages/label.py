@@ -2,7 +2,12 @@
 (extractive QA). Every save checks the example's version, so an edit made elsewhere in the meantime is refused with a
 message instead of being overwritten. Undo, recent changes and model suggestions from a finished run are here too.
 
-Ordering, filters, progress, grid diffing and answer occurrences live in core.annotation; storage in core.storage.
+Long texts show in a box of bounded height that scrolls, so the buttons under it stay in view. Keys (one at a time):
+1–9 label, ←/→ previous/next, u undo, Enter accept the suggestion (pages/label_keys.py); an answer that occurs more
+than a few times in its context is chosen by clicking it in the text (pages/occurrence_picker.py).
+
+Ordering, filters, progress, label counts, grid diffing and answer occurrences live in core.annotation; storage in
+core.storage.
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from core import annotation, storage, tasks
 from pages import auth
 from pages.common import flash, highlighted_html, plain, show_flashes
 from pages.identity import current_user
+from pages.label_keys import label_keys
+from pages.occurrence_picker import chosen_of, occurrence_picker
 
 auth.require("label")  # before anything else: sign-in and demo mode (pages/auth.py)
 
@@ -20,6 +27,10 @@ PAGE = "label"
 GRID_PAGE_SIZE = 500
 LABEL_BUTTONS_PER_ROW = 4
 MODE_ONE, MODE_GRID = "One at a time", "Grid"
+TEXT_BOX_PX = 320       # the example text / QA context box: a longer text scrolls inside it, the buttons stay in view
+CONTEXT_BOX_PX = 260    # a QA context: lower, as the question and the answer box come first
+QUESTION_BOX_PX = 160
+RADIO_OCCURRENCES = 5   # an answer occurring at most this often is chosen in a radio; more often: click it in the text
 
 
 # --------------------------------------------------------------------------------------------------- callbacks
@@ -62,6 +73,12 @@ def _save_label(dataset_id: int, example: dict, label: str, actor: str, next_id:
     _after_save(dataset_id, example, next_id, total, task, f"'{plain(label)}'")
 
 
+def _saved_occurrence(example: dict, answer: str, found: list) -> int:
+    """Number of the occurrence of ``answer`` the example's saved answer is at (0 when it is elsewhere or none)."""
+    return next((i for i, item in enumerate(found)
+                 if answer == example["answer_text"] and item.start == example["answer_start"]), 0)
+
+
 def _answer_key(example: dict) -> str:
     return f"qa_answer:{example['id']}:{example['version']}"
 
@@ -83,8 +100,9 @@ def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int |
                                  "answer "
                                  "exactly from the context.")
             return
-        chosen = st.session_state.get(_occurrence_key(example, answer), 0)
-        start = found[chosen if isinstance(chosen, int) and 0 <= chosen < len(found) else 0].start
+        chosen = chosen_of(st.session_state.get(_occurrence_key(example, answer)), len(found),
+                           _saved_occurrence(example, answer, found))
+        start = found[chosen].start
     try:
         storage.set_answer(example["id"], answer, start, example["version"], actor="user", person=current_user())
     except storage.StaleEditError:
@@ -100,6 +118,18 @@ def _save_answer(dataset_id: int, example: dict, no_answer: bool, next_id: int |
 def _move(dataset_id: int, target_id: int | None) -> None:
     if target_id is not None:
         st.session_state[_cursor_key(dataset_id)] = target_id
+
+
+def _key_event(dataset: dict, ordered: list[dict], example: dict, total: int, event: dict) -> None:
+    """An event of the navigation bar / keyboard (pages/label_keys.py): go to a place, save a label, undo."""
+    if event["action"] == "navigate":
+        _move(dataset["id"], annotation.at_position(ordered, event["position"]))
+    elif event["action"] == "undo":
+        _undo(dataset["id"])
+    else:
+        next_id = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
+        _save_label(dataset["id"], example, event["label"], "suggestion" if event["suggested"] else "user", next_id,
+                    total, dataset["task"])
 
 
 def _undo(dataset_id: int) -> None:
@@ -206,17 +236,35 @@ def _current(dataset: dict, ordered: list[dict]) -> dict:
     return by_id[st.session_state[key]]
 
 
-def _navigation(dataset: dict, ordered: list[dict], example: dict) -> None:
-    previous = annotation.step(ordered, example["id"], -1)
-    following = annotation.step(ordered, example["id"], +1)
+def _navigation(dataset: dict, ordered: list[dict], example: dict, total: int, labels: list[str] = (),
+                suggestion: str | None = None) -> None:
+    """Previous / Next (and the keys) in the label_keys bar, whose events name the place to go, so fast clicks all
+    count; Skip as a button."""
     skip_to = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
-    columns = st.columns(3)
-    columns[0].button("← Previous", key="previous", on_click=_move, args=(dataset["id"], previous),
-                      disabled=previous == example["id"], width="stretch")
-    columns[1].button("Next →", key="next", on_click=_move, args=(dataset["id"], following),
-                      disabled=following == example["id"], width="stretch")
-    columns[2].button("Skip to next unlabeled ⇥", key="skip", on_click=_move, args=(dataset["id"], skip_to),
+    columns = st.columns([3, 1], vertical_alignment="center")
+    with columns[0]:
+        label_keys(key="label_keys", doc_id=f"{example['id']}:{example['version']}",
+                   position=annotation.position_of(ordered, example["id"]), count=len(ordered), labels=list(labels),
+                   suggestion=suggestion,
+                   on_event=lambda event: _key_event(dataset, ordered, example, total, event))
+    columns[1].button("Skip to next unlabeled ⇥", key="skip", on_click=_move, args=(dataset["id"], skip_to),
                       disabled=skip_to is None, width="stretch", help="Leave this one for later")
+
+
+def _text_box(html: str, max_height_px: int = TEXT_BOX_PX) -> None:
+    """Highlighted text (pages.common.highlighted_html) in a box of bounded height: a long text scrolls inside it."""
+    st.html(f'<div class="spanlab-scroll" style="max-height:{int(max_height_px)}px;overflow-y:auto">{html}</div>')
+
+
+def label_chart(dataset: dict, examples: list[dict]) -> None:
+    """A small bar chart of labeled rows per label (entity type), from annotation.label_counts."""
+    counts = annotation.label_counts(examples, dataset["task"], dataset["labels"])
+    if not counts or not any(counts.values()):
+        return
+    with st.expander("Labeled rows per label", expanded=False):
+        frame = pd.DataFrame({"label": list(counts), "rows": list(counts.values())})
+        st.bar_chart(frame, x="label", y="rows", horizontal=True, sort=False, height=max(120, 28 * len(counts) + 60),
+                     width="stretch")
 
 
 def _position_caption(ordered: list[dict], example: dict, status: str) -> None:
@@ -233,7 +281,7 @@ def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, di
     next_id = annotation.next_unlabeled(ordered, example["id"], dataset["task"])
     current = example["label"]
     _position_caption(ordered, example, f"label: {current}" if current else "not labeled yet")
-    st.html(highlighted_html(example["text"], large=True))
+    _text_box(highlighted_html(example["text"], large=True))
 
     suggestion = (suggestions or {}).get(example["id"])
     labels = dataset["labels"]
@@ -241,18 +289,19 @@ def one_at_a_time(dataset: dict, examples: list[dict], suggestions: dict[int, di
         st.warning("This dataset has no labels yet — add the first one under 'Labels' below.")
     for start in range(0, len(labels), LABEL_BUTTONS_PER_ROW):
         row = labels[start:start + LABEL_BUTTONS_PER_ROW]
-        for column, label in zip(st.columns(LABEL_BUTTONS_PER_ROW), row):
+        for number, (column, label) in enumerate(zip(st.columns(LABEL_BUTTONS_PER_ROW), row), start + 1):
+            key_hint = f" (key {number})" if number <= 9 else ""
             column.button(plain(label), key=f"set_label:{label}", type="primary" if label == current else "secondary",
                           on_click=_save_label, args=(dataset["id"], example, label, "user", next_id, len(examples), dataset["task"]),
-                          width="stretch", help="Save this label and go to the next unlabeled example")
+                          width="stretch", help=f"Save this label and go to the next unlabeled example{key_hint}")
     if suggestion is not None:
         columns = st.columns([3, 1])
         columns[0].info(f"Model suggestion: {plain(suggestion['label'])} ({suggestion['score']:.0%} sure)")
         columns[1].button("Accept suggestion", key="accept_suggestion", on_click=_save_label,
                           args=(dataset["id"], example, suggestion["label"], "suggestion", next_id, len(examples),
                                 dataset["task"]),
-                          disabled=suggestion["label"] not in labels, width="stretch")
-    _navigation(dataset, ordered, example)
+                          disabled=suggestion["label"] not in labels, width="stretch", help="Key: Enter")
+    _navigation(dataset, ordered, example, len(examples), labels, suggestion["label"] if suggestion else None)
 
 
 def _grid_snapshot(dataset: dict, suggestions: dict[int, dict] | None, order: str) -> dict:
@@ -358,7 +407,7 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
     status = ("not answered yet" if saved_text is None else "saved: no answer in this context" if saved_text == ""
               else f"saved answer: '{annotation.shorten(saved_text, 40)}' at {saved_start}")
     _position_caption(ordered, example, status)
-    st.html(highlighted_html(example["question"], large=True))
+    _text_box(highlighted_html(example["question"], large=True), QUESTION_BOX_PX)
 
     typed = st.text_input("Answer — type or paste it exactly as it appears in the context", key=_answer_key(example),
                           value=saved_text or "", help="Then press Enter: the answer is highlighted below")
@@ -370,17 +419,23 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
         st.warning(f"'{plain(annotation.shorten(answer))}' does not occur in the context"
                    + (f": {plain(hint)}." if hint else
                    " — copy it exactly (same capitalisation and spacing)."))
-    elif len(found) > 1:
-        default = next((i for i, item in enumerate(found) if answer == saved_text and item.start == saved_start), 0)
+    elif 1 < len(found) <= RADIO_OCCURRENCES:
         chosen = st.radio(f"'{plain(annotation.shorten(answer, 40))}' occurs {len(found)} times — which one is "
                           "meant?",
-                          list(range(len(found))), index=default, key=_occurrence_key(example, answer),
+                          list(range(len(found))), index=_saved_occurrence(example, answer, found),
+                          key=_occurrence_key(example, answer),
                           format_func=lambda i: f"{i + 1}. {plain(found[i].snippet)}")
     spans = [(item.start, item.end) for item in found]
     if not answer and saved_text:
         spans = [(saved_start, saved_start + len(saved_text))]
-    st.caption("Context")
-    st.html(highlighted_html(example["context"], spans, active=chosen if spans else None))
+    if len(found) > RADIO_OCCURRENCES:
+        st.caption(f"Context — '{plain(annotation.shorten(answer, 40))}' occurs {len(found)} times: click the one "
+                   "that is meant")
+        occurrence_picker(example["context"], spans, key=_occurrence_key(example, answer),
+                          default=_saved_occurrence(example, answer, found), max_height_px=CONTEXT_BOX_PX)
+    else:
+        st.caption("Context")
+        _text_box(highlighted_html(example["context"], spans, active=chosen if spans else None), CONTEXT_BOX_PX)
 
     columns = st.columns(2)
     columns[0].button("Save answer", key="save_answer", type="primary", disabled=not found, width="stretch",
@@ -388,7 +443,7 @@ def qa_view(dataset: dict, examples: list[dict]) -> None:
     columns[1].button("No answer in this context", key="no_answer", width="stretch",
                       on_click=_save_answer, args=(dataset["id"], example, True, next_id, len(examples), dataset["task"]),
                       help="The context does not answer the question (saved as an empty answer)")
-    _navigation(dataset, ordered, example)
+    _navigation(dataset, ordered, example, len(examples))
 
 
 def choice_view(dataset: dict, examples: list[dict]) -> None:
@@ -505,4 +560,5 @@ if labeled == total:
     st.page_link("pages/train.py", label=f"Train a model on '{plain(name)}'", icon="🚀")
 
 WIDGETS[tasks.get(info["task"]).label_widget](info, examples)
+label_chart(info, examples)
 history_section(info)

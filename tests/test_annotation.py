@@ -157,3 +157,24 @@ def test_describe_undo_and_history_frame():
     spans = [{"start": 0, "end": 4, "label": "PER"}, {"start": 9, "end": 14, "label": "ORG"}]
     assert annotation.undo_button_text({**pending, "field": "spans", "replaced": spans, "restored": []}) == \
         "↶ Undo your row 2 change: 2 entities (PER, ORG) → no entities"  # never a raw Python list
+
+
+# --------------------------------------------------------------------------------------------------- counts, places
+
+def test_label_counts_per_label_and_entity_type():
+    counts = annotation.label_counts(_examples(["a", None, "b", "a", "c"]), "classification", ["b", "a", "unused"])
+    assert counts == {"b": 1, "a": 2, "unused": 0, "c": 1}  # the label set's order, then others found
+    ner = [{"text": "Ann met Bob in Rome", "spans": [{"start": 0, "end": 3, "label": "PER"},
+                                                    {"start": 8, "end": 11, "label": "PER"},
+                                                    {"start": 15, "end": 19, "label": "LOC"}]},
+           {"text": "nothing here", "spans": []}, {"text": "not reviewed", "spans": None}]
+    assert annotation.label_counts(ner, "ner", ["LOC", "ORG", "PER"]) == {"LOC": 1, "ORG": 0, "PER": 1}
+    assert annotation.label_counts([{"answer_text": "x", "answer_start": 0}], "qa") == {}  # no label set
+
+
+def test_navigation_names_absolute_places():
+    ordered = _examples([None] * 5)
+    assert annotation.at_position(ordered, 0) == 10 and annotation.at_position(ordered, 4) == 14
+    assert annotation.at_position(ordered, -3) == 10 and annotation.at_position(ordered, 99) == 14  # clamped
+    assert annotation.at_position(ordered, "2") is None and annotation.at_position([], 0) is None
+    assert annotation.position_of(ordered, 13) == 3 and annotation.position_of(ordered, 99) == 0

@@ -23,6 +23,37 @@ def _shown_text(at: AppTest) -> str:
     return at.html[-1].proto.body
 
 
+def _component(at: AppTest, name: str):
+    """The proto of the components-v2 component ``name`` on the page (exactly one)."""
+    found = [element.proto for element in at.get("bidi_component") if element.proto.component_name.endswith(name)]
+    assert len(found) == 1, [element.proto.component_name for element in at.get("bidi_component")]
+    return found[0]
+
+
+def _send(at: AppTest, name: str, event: dict | None = None, state: dict | None = None) -> AppTest:
+    """What the browser sends when the component ``name`` fires ``event`` (its 'event' trigger) or sets ``state``:
+    the rerun request with that widget state, through Streamlit's own widget machinery (AppTest has no API for
+    components; its private ``_run`` takes the widget states)."""
+    import json
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+    from streamlit.runtime.state.session_state import STREAMLIT_INTERNAL_KEY_PREFIX
+    proto = _component(at, name)
+    states = at._tree.get_widget_states()
+    if event is not None:
+        states.widgets.append(WidgetState(id=f"{STREAMLIT_INTERNAL_KEY_PREFIX}_{proto.id}__events",
+                                          json_trigger_value=json.dumps([{"event": "event", "value": event}])))
+    if state is not None:
+        states.widgets.append(WidgetState(id=proto.id, json_value=json.dumps(state)))
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
+def _component_data(at: AppTest, name: str) -> dict:
+    import json
+    return json.loads(_component(at, name).json)
+
+
 @pytest.fixture
 def tickets(spanlab_home) -> dict:
     rows = [{"text": "refund my payment"}, {"text": "app crashes on start"}, {"text": "where is my parcel"},
@@ -59,7 +90,7 @@ def test_one_at_a_time_saves_advances_and_undo_restores(tickets):
 
     at.button(key="skip").click().run()  # skip leaves it unlabeled
     assert "where is my parcel" in _shown_text(at)
-    at.button(key="previous").click().run()
+    _send(at, "spanlab_label_keys", {"action": "navigate", "position": 1, "seq": 1})  # ← Previous
     assert "app crashes on start" in _shown_text(at)
 
 
@@ -233,3 +264,75 @@ def test_entity_labeling_shows_the_picker_on_the_first_unlabeled_text_with_model
     assert shown["suggested"] and shown["doc_id"].endswith(":1")
     assert all(set(span) >= {"start", "end", "label"} for span in shown["spans"])
     assert any("model suggestion shown" in caption.value for caption in at.caption)
+
+
+# ------------------------------------------------------------------------------------------- issue 13: 10 and 11
+
+LONG_TEXT = ("The customer wrote a very long complaint about the parcel, the refund and the app. " * 250)[:20_000]
+
+
+def test_a_long_text_scrolls_in_a_bounded_box_and_the_buttons_follow_it(spanlab_home):
+    storage.create_dataset("long", "classification", [{"text": LONG_TEXT}, {"text": "short"}], labels=["a", "b"])
+    at = open_app("pages/label.py")
+    box = next(element.proto.body for element in at.html if "The customer wrote" in element.proto.body)
+    assert box.startswith('<div class="spanlab-scroll" style="max-height:320px;overflow-y:auto">')
+    assert LONG_TEXT[:200] in box and box.endswith("</div></div>")  # the whole text, inside the box
+    at.button(key="set_label:a").click().run()
+    assert storage.load_examples("long")[0]["label"] == "a"
+
+
+def test_previous_clicks_all_count_even_when_the_browser_merges_them(spanlab_home):
+    """Streamlit merges clicks that arrive while the page reruns into one trigger; the bar's events name the place
+    to go, so whichever of them arrive, the page lands where the last click meant (11 clicks back: 11 rows)."""
+    storage.create_dataset("many", "classification", [{"text": f"ticket {i}"} for i in range(30)], labels=["a"])
+    at = open_app("pages/label.py")
+    ids = [example["id"] for example in storage.load_examples("many")]
+    at.session_state["cursor:" + str(storage.get_dataset("many")["id"])] = ids[20]
+    at.run()
+    assert _component_data(at, "spanlab_label_keys")["position"] == 20 and "ticket 20" in _shown_text(at)
+    # the bar sent 11 clicks (positions 19 .. 9, seq 1 .. 11); the browser merged them into these three reruns
+    for seq in (2, 7, 11):
+        _send(at, "spanlab_label_keys", {"action": "navigate", "position": 20 - seq, "seq": seq})
+    assert "ticket 9<" in _shown_text(at) and _component_data(at, "spanlab_label_keys")["position"] == 9
+    assert _component_data(at, "spanlab_label_keys")["ack"] == {"seq": 11, "message": ""}
+
+
+def test_keys_label_accept_and_undo_through_the_key_bar(tickets):
+    at = open_app("pages/label.py")
+    data = _component_data(at, "spanlab_label_keys")
+    assert data["labels"] == ["billing", "technical", "shipping"] and data["count"] == 4
+    first = storage.load_examples("tickets")[0]
+    assert data["doc_id"] == f"{first['id']}:{first['version']}"
+    _send(at, "spanlab_label_keys", {"action": "label", "label": "shipping", "doc_id": data["doc_id"], "seq": 1})
+    assert storage.load_examples("tickets")[0]["label"] == "shipping" and "app crashes" in _shown_text(at)
+    _send(at, "spanlab_label_keys", {"action": "undo", "seq": 2})
+    assert storage.load_examples("tickets")[0]["label"] is None
+    # a key meant for a row no longer shown is refused with a message, not saved on the wrong row
+    _send(at, "spanlab_label_keys", {"action": "label", "label": "billing", "doc_id": data["doc_id"], "seq": 3})
+    ack = _component_data(at, "spanlab_label_keys")["ack"]
+    assert ack["seq"] == 3 and "is shown; ignored" in ack["message"]
+    assert storage.load_examples("tickets")[0]["label"] is None
+
+
+def test_labeled_rows_per_label_chart(tickets):
+    at = open_app("pages/label.py")
+    assert at.get("vega_lite_chart")  # drawn from annotation.label_counts (tested in test_annotation)
+    assert any(element.label == "Labeled rows per label" for element in at.expander)
+
+
+def test_an_answer_occurring_hundreds_of_times_is_chosen_in_the_text_not_a_radio(spanlab_home):
+    context = ("Bob and the cat. " * 1200)[:20_000]
+    storage.create_dataset("cats", "qa", [{"context": context, "question": "which cat ?", "answer_text": None}])
+    found = [i for i in range(len(context)) if context.startswith("cat", i)]
+    assert len(found) > 700
+    at = open_app("pages/label.py")
+    at.text_input[0].input("cat").run()
+    assert not at.radio  # no radio with hundreds of options
+    shown = _component_data(at, "spanlab_occurrence_picker")
+    assert shown["text"] == context and shown["chosen"] == 0 and [s for s, _ in shown["spans"]] == found
+    assert any(f"occurs {len(found)} times: click the one" in caption.value for caption in at.caption)
+    _send(at, "spanlab_occurrence_picker", state={"chosen": 500})  # a click on the 501st
+    assert _component_data(at, "spanlab_occurrence_picker")["chosen"] == 500
+    at.button(key="save_answer").click().run()
+    saved = storage.load_examples("cats")[0]
+    assert (saved["answer_text"], saved["answer_start"]) == ("cat", found[500])
