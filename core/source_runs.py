@@ -102,10 +102,11 @@ def for_task(ref: str, task: str, dataset: str | None = None) -> SourceRun:
     source = load(ref)
     if source.task != task:
         theirs, ours = tasks.get(source.task).title.lower(), tasks.get(task).title.lower()
-        target = f"'{dataset}' is a {ours} dataset" if dataset else f"this run is {ours}"
-        raise SourceRunError(f"Run #{source.id} is a {theirs} model and {target}: a run can only start from a run "
-                             f"of the same task (the head it learned does another job). Start from run #{source.id}'s "
-                             f"own starting model ({source.base_model}) or from a {ours} run instead.")
+        target = f"'{dataset}' is a dataset for {ours}" if dataset else f"this run is {ours}"
+        raise SourceRunError(f"Run #{source.id} trained a model for {theirs}, and {target}: a run can only start "
+                             f"from a run of the same task (the head it learned does another job). Start from run "
+                             f"#{source.id}'s own starting model ({source.base_model}) or from a run of {ours} "
+                             "instead.")
     return source
 
 
