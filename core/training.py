@@ -94,8 +94,8 @@ class TrainConfig:
     validation_fraction: float | None = setting(None, "share of the labeled rows held out for validation when there "
                                                 "is no validation split or evaluation dataset; 0 = every row trains "
                                                 "(no scores, no early stopping); empty = automatic: 0.2, except "
-                                                "entity spans with fewer than 2,000 labeled texts, where every text "
-                                                "trains", kind=float, minimum=0.0, maximum=0.9, optional=True)
+                                                "entity spans with fewer than 2,000 labeled texts and QA with fewer "
+                                                "than 1,000 answered questions, where every one trains", kind=float, minimum=0.0, maximum=0.9, optional=True)
     min_steps: int | None = setting(None, "small data still gets at least this many optimizer steps to learn; "
                                     "empty = automatic: 150 (entity spans: 400)", kind=int, minimum=0,
                                     maximum=10_000_000, optional=True)
