@@ -662,12 +662,16 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
     if freeze_embeddings:
         fewshot.freeze_word_embeddings(model)
     train_features = encode(prepared, prepared.train, tokenizer, cfg, for_eval=False)
+    asked_epochs = cfg.epochs
     cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size, prepared.few_shot,
                            len(prepared.labels))
     steps_per_epoch = math.ceil(len(train_features) / cfg.batch_size / dist["world"])
     ft_steps = math.ceil(steps_per_epoch * cfg.epochs)
     if not prepared.few_shot:
         ft_steps = max(1, ft_steps)
+        if asked_epochs is not None and ft_steps < (cfg.min_steps or 0) and not cfg.max_steps:
+            notes.append(f"{asked_epochs:g} epochs are only {ft_steps} optimizer steps on this data; small data "
+                         f"needs about {cfg.min_steps} to learn: leave epochs empty (automatic) to get them")
     contrastive_plan = []  # few-shot stage before fine-tuning: batches of example indices
     if prepared.few_shot and cfg.contrastive_epochs:
         if dist["world"] > 1:

@@ -31,3 +31,10 @@ def test_a_few_questions_are_learned_through_the_default_path(spanlab_home, tiny
 def test_qa_holds_out_part_of_the_questions_only_from_a_thousand_on():
     assert QA.validation_fraction(40) == 0.0 and QA.validation_fraction(QA.hold_out_from - 1) == 0.0
     assert QA.validation_fraction(QA.hold_out_from) == 0.2
+
+
+def test_epochs_too_few_for_small_data_are_named_in_the_notes(spanlab_home, tiny_model_dir, capsys):
+    storage.create_dataset("faq", "qa", qa_rows())
+    run = cli(capsys, "train", "--dataset", "faq", "--model", str(tiny_model_dir), "--epochs", "3", "--no-progress")
+    assert any("3 epochs are only 3 optimizer steps" in note and "leave epochs empty" in note
+               for note in run["notes"]), run["notes"]
