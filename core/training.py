@@ -63,8 +63,9 @@ class TrainConfig:
     a bad value raises TrainingError before any run exists). ``None`` means "choose automatically from the data"
     (see ``resolve_defaults``)."""
     dataset: str = setting(None, "the dataset to train on (name)", cli=False)
-    model: str = setting(models.DEFAULT_MODEL, f"Hugging Face model id, a local model folder, or "
-                         f"{models.BUILTIN_ALIAS} (the built-in MiniLM, works offline)")
+    model: str = setting(models.DEFAULT_MODEL, f"Hugging Face model id, a local model folder, "
+                         f"{models.BUILTIN_ALIAS} (the built-in MiniLM, works offline), or {source_runs.PREFIX}N: "
+                         "the saved model of finished run N (same task), trained further")
     eval_dataset: str | None = setting(None, "a dataset of the same task to score the model on while it trains "
                                        "(default: the dataset's validation split, or part of its labeled rows)",
                                        optional=True)
