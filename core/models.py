@@ -212,6 +212,12 @@ def availability(ref: str) -> tuple[bool, str]:
             return builtin_folder().exists(), "offline (built in)"
         except ModelUnavailable as exc:
             return False, str(exc)
+    from core import source_runs
+    if source_runs.is_reference(ref):
+        try:
+            return True, f"the saved model of run #{source_runs.load(ref).id}"
+        except source_runs.SourceRunError as exc:
+            return False, str(exc)
     try:
         folder = local_folder(ref)
     except OutsideModelRoots:
@@ -231,6 +237,11 @@ def resolve(ref: str | None, *, check_network: bool = True) -> ResolvedModel:
     ref = (ref or DEFAULT_MODEL).strip()
     if ref == BUILTIN_ALIAS:
         return ResolvedModel(ref, builtin_folder(), "builtin", [])
+    from core import source_runs
+    if source_runs.is_reference(ref):  # run:N, a finished run's saved model (core/source_runs.py)
+        source = source_runs.load(ref)
+        return ResolvedModel(ref, source.folder, "run", [f"starts from run #{source.id}'s model (trained on "
+                                                        f"'{source.dataset}' from {source.base_model})"])
     path = local_folder(ref)
     if path is not None:
         if not (path / "config.json").exists():
@@ -322,9 +333,10 @@ def _config(folder: Path) -> dict:
         return {}
 
 
-def load_model(folder: Path, task, labels: list[str] | None = None):
+def load_model(folder: Path, task, labels: list[str] | None = None, new_head: bool = False):
     """A float32 model with the task's head (``task``: a name or a core.tasks Task; it names the transformers Auto
-    class and the head's shape, e.g. one logit per label).
+    class and the head's shape, e.g. one logit per label). ``new_head``: the folder holds a head of this task that
+    predicts other things (another label set): load its encoder and start the head anew (reset_head).
 
     ``dtype=torch.float32`` because v5 keeps the checkpoint's dtype by default and SpanBERT ships fp16 weights.
     Never ``trust_remote_code``; safetensors preferred by transformers when both exist.
@@ -340,9 +352,34 @@ def load_model(folder: Path, task, labels: list[str] | None = None):
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected when fine-tuning
     try:
         auto = getattr(transformers, spec.auto_model)
-        return auto.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False, **spec.head_config(labels))
+        shape = {"ignore_mismatched_sizes": new_head, **spec.head_config(labels)}
+        model = auto.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False, **shape)
     finally:
         hf_logging.set_verbosity(verbosity)
+    if new_head:
+        reset_head(model)
+    return model
+
+
+def reset_head(model) -> list[str]:
+    """Initialise everything outside the encoder (the task head) as transformers initialises a new head: linear
+    weights ~ N(0, initializer_range), biases 0, layer norms 1 and 0. Returns the names of the modules reset."""
+    import torch
+    std = float(getattr(model.config, "initializer_range", 0.02) or 0.02)
+    names = []
+    with torch.no_grad():
+        for name, child in model.named_children():
+            if name == model.base_model_prefix:
+                continue
+            for module in child.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.normal_(0.0, std)
+                    if module.bias is not None:
+                        module.bias.zero_()
+                elif isinstance(module, torch.nn.LayerNorm):
+                    module.reset_parameters()
+            names.append(name)
+    return names
 
 
 def quiet() -> None:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from core import config as spanlab_config
-from core import cpu_share, fewshot, models, runs_store, storage, tasks
+from core import cpu_share, fewshot, models, runs_store, source_runs, storage, tasks
 from core.batching import MODEL_INPUTS, TARGETS, collate, length_grouped_batches  # noqa: F401 (re-exported)
 from core.errors import UserError
 from core.tasks.base import TaskDataError
@@ -63,8 +63,9 @@ class TrainConfig:
     a bad value raises TrainingError before any run exists). ``None`` means "choose automatically from the data"
     (see ``resolve_defaults``)."""
     dataset: str = setting(None, "the dataset to train on (name)", cli=False)
-    model: str = setting(models.DEFAULT_MODEL, f"Hugging Face model id, a local model folder, or "
-                         f"{models.BUILTIN_ALIAS} (the built-in MiniLM, works offline)")
+    model: str = setting(models.DEFAULT_MODEL, f"Hugging Face model id, a local model folder, "
+                         f"{models.BUILTIN_ALIAS} (the built-in MiniLM, works offline), or {source_runs.PREFIX}N: "
+                         "the saved model of finished run N (same task), trained further")
     eval_dataset: str | None = setting(None, "a dataset of the same task to score the model on while it trains "
                                        "(default: the dataset's validation split, or part of its labeled rows)",
                                        optional=True)
@@ -94,8 +95,8 @@ class TrainConfig:
     validation_fraction: float | None = setting(None, "share of the labeled rows held out for validation when there "
                                                 "is no validation split or evaluation dataset; 0 = every row trains "
                                                 "(no scores, no early stopping); empty = automatic: 0.2, except "
-                                                "entity spans with fewer than 2,000 labeled texts, where every text "
-                                                "trains", kind=float, minimum=0.0, maximum=0.9, optional=True)
+                                                "entity spans with fewer than 2,000 labeled texts and QA with fewer "
+                                                "than 1,000 answered questions, where every one trains", kind=float, minimum=0.0, maximum=0.9, optional=True)
     min_steps: int | None = setting(None, "small data still gets at least this many optimizer steps to learn; "
                                     "empty = automatic: 150 (entity spans: 400)", kind=int, minimum=0,
                                     maximum=10_000_000, optional=True)
@@ -174,6 +175,12 @@ def _checked_setting(spec, value):
         if value not in meta["choices"]:
             raise TrainingError(f"{name} must be {', '.join(meta['choices'][:-1])} or {meta['choices'][-1]}, "
                                 f"not '{value}'.")
+    if name == "model" and value:
+        try:  # run:N, a finished run's model: checked against the run when the run is made (check_for_model)
+            number = source_runs.run_id(value)
+        except source_runs.SourceRunError as error:
+            raise TrainingError(str(error)) from None
+        value = value if number is None else f"{source_runs.PREFIX}{number}"
     if name == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.lower()):
         raise TrainingError(f"device must be auto, cpu, cuda, cuda:N or mps, not '{value}'.")
     if meta["above"] is not None and not value > meta["above"]:
@@ -201,8 +208,16 @@ def add_cli_arguments(parser) -> None:
 
 def check_for_model(cfg: TrainConfig, folder: Path | None = None) -> None:
     """The checks that need the model's config.json: an explicit max_length beyond what the model reads is a
-    TrainingError naming the limit. The CLI, the job runner (the Train page) and the run itself call it before
+    TrainingError naming the limit; a model "run:N" must be a finished run of the dataset's task with its model saved
+    (core/source_runs.py). The CLI, the job runner (the Train page) and the run itself call it before
     any training; a model not on this machine yet is checked once it is (when the run starts)."""
+    if source_runs.is_reference(cfg.model):  # a finished run of the dataset's task, with its model saved
+        task = storage.get_dataset(cfg.dataset)["task"] if cfg.dataset else None
+        try:
+            source = source_runs.for_task(cfg.model, task, cfg.dataset) if task else source_runs.load(cfg.model)
+        except source_runs.SourceRunError as error:
+            raise TrainingError(str(error)) from None
+        folder = folder or source.folder
     if cfg.max_length is None:
         return
     folder = folder or models.available_folder(cfg.model)
@@ -608,6 +623,12 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
         progress = None
     task = prepared.spec
     freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name)
+    source = None
+    if source_runs.is_reference(cfg.model):
+        try:
+            source = source_runs.for_task(cfg.model, task.name, cfg.dataset)
+        except source_runs.SourceRunError as error:
+            raise TrainingError(str(error)) from None
     resolved = models.resolve(cfg.model)
     check_for_model(cfg, resolved.folder)
     limit = models.input_limit(resolved.folder)
@@ -619,7 +640,12 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
     notes = prepared.notes + resolved.notes
     tokenizer = models.load_tokenizer(resolved.folder, notes)
     set_seed(cfg.seed)
-    model = models.load_model(resolved.folder, prepared.task, prepared.labels)
+    keeps_head = source is None or source.keeps_head(prepared.labels)
+    model = models.load_model(resolved.folder, prepared.task, prepared.labels, new_head=not keeps_head)
+    if source is not None:
+        notes.append(f"the {task.title.lower()} head of run #{source.id} is kept" if keeps_head else
+                     f"run #{source.id} learned other labels ({', '.join(source.labels)}): its encoder is kept and the "
+                     "head starts anew")
     if prepared.few_shot:
         present = {e["label"] for e in prepared.train}
         made = fewshot.label_examples([lab for lab in prepared.labels if lab in present], cfg.label_examples,
@@ -628,19 +654,25 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
             prepared.train = prepared.train + made
             notes.append(f"few-shot recipe: {len(made)} examples made from the label names (\"{made[0]['text']}\") "
                          "train with the labeled rows; label_examples=off leaves them out")
-        if not fewshot.add_mean_pooling_head(model):
+        if source is not None and source.recipe.startswith("few-shot"):
+            pass  # the source run's model has its mean-pooling layer already
+        elif not fewshot.add_mean_pooling_head(model):
             notes.append(f"few-shot recipe: {type(model).__name__} keeps its own [CLS] head (no mean-pooling layer)")
         if not fewshot.has_linear_head(model):
             notes.append("few-shot recipe: the classifier is not one linear layer, so no linear probe initialises it")
     if freeze_embeddings:
         fewshot.freeze_word_embeddings(model)
     train_features = encode(prepared, prepared.train, tokenizer, cfg, for_eval=False)
+    asked_epochs = cfg.epochs
     cfg = resolve_defaults(cfg, prepared.task, len(train_features), model.config.hidden_size, prepared.few_shot,
                            len(prepared.labels))
     steps_per_epoch = math.ceil(len(train_features) / cfg.batch_size / dist["world"])
     ft_steps = math.ceil(steps_per_epoch * cfg.epochs)
     if not prepared.few_shot:
         ft_steps = max(1, ft_steps)
+        if asked_epochs is not None and ft_steps < (cfg.min_steps or 0) and not cfg.max_steps:
+            notes.append(f"{asked_epochs:g} epochs are only {ft_steps} optimizer steps on this data; small data "
+                         f"needs about {cfg.min_steps} to learn: leave epochs empty (automatic) to get them")
     contrastive_plan = []  # few-shot stage before fine-tuning: batches of example indices
     if prepared.few_shot and cfg.contrastive_epochs:
         if dist["world"] > 1:
@@ -661,7 +693,9 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
                                    "labels": prepared.labels,
                                    "n_train": sum(not e.get("synthetic") for e in prepared.train),
                                    "n_label_examples": sum(bool(e.get("synthetic")) for e in prepared.train),
-                                   "n_validation": len(prepared.validation), "world_size": dist["world"]})
+                                   "n_validation": len(prepared.validation), "world_size": dist["world"],
+                                   **({"source_run": source.id, "source_head": "kept" if keeps_head else "new",
+                                       "base_model": source_runs.root_model(cfg.model)} if source else {})})
 
     model.to(device)
     train_model = model

@@ -28,3 +28,9 @@ def kept(key: str, on_change: Callable[[], None] | None = None) -> dict:
             on_change()
 
     return {"key": key, "on_change": remember}
+
+
+def forget(key: str) -> None:
+    """Drop a kept widget value (e.g. a choice that is no longer among the options), so the widget starts empty."""
+    st.session_state.pop(key, None)
+    st.session_state.pop(_store(key), None)

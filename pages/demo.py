@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import charts, config, models, storage, tasks
+from core import charts, config, models, source_runs, storage, tasks
 from core.highlight import (ENTITY_CSS, HIGHLIGHT_CSS, big_text_html, entities_html, escape_text, highlight_html,
                             isolate, legend_html)
 from pages import auth
@@ -232,6 +232,7 @@ def _when(run: dict) -> str:
 
 
 def _licence(model: str) -> str:
+    model = source_runs.root_model(model)  # run:N: the licence of the model the chain of runs started from
     known = models.KNOWN_MODELS.get(model)
     if known:
         return known["license"]

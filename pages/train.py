@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import charts, fewshot, models, storage, tasks
+from core import charts, fewshot, models, source_runs, storage, tasks
 from core.training import TrainConfig, TrainingError
 from pages import auth
-from pages.choices import kept
+from pages.choices import forget, kept
 from pages.common import get_runner, plain, prefetch_model
 from pages.identity import current_user
 from pages.notices import WATCHING_KEY
@@ -22,8 +22,9 @@ auth.require("train")  # before anything else: sign-in and demo mode (pages/auth
 
 POLL_SECONDS = 1.5
 ACTIVE = ("queued", "running")
-LOCAL_CHOICE, HUB_CHOICE = "local folder", "hub id"
-MODEL_CHOICES = [*models.KNOWN_MODELS, LOCAL_CHOICE, HUB_CHOICE]
+LOCAL_CHOICE, HUB_CHOICE, RUN_CHOICE = "local folder", "hub id", "finished run"
+MODEL_CHOICES = [*models.KNOWN_MODELS, RUN_CHOICE, LOCAL_CHOICE, HUB_CHOICE]
+SOURCE_RUN_KEY = "train_source_run"  # the run id a new run starts from (RUN_CHOICE)
 DEVICES = ["auto", "cpu", "cuda"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 FEW_SHOT_CHOICES = {"auto": "auto (small data)", "on": "always", "off": "never"}
@@ -59,6 +60,8 @@ def _choice_title(choice: str) -> str:
         return "A model folder on this machine"
     if choice == HUB_CHOICE:
         return "Another Hugging Face Hub model (type its id)"
+    if choice == RUN_CHOICE:
+        return "Start from a run (a model trained here)"
     return models.KNOWN_MODELS[choice]["title"]  # availability changes (a download): shown below, not in the text
 
 
@@ -215,7 +218,37 @@ def _monitor(runner) -> None:
 
 # ----------------------------------------------------------------------------- the new-run form
 
-def _model_picker() -> tuple[str | None, bool]:
+def _source_run_picker(dataset: dict) -> str | None:
+    """"run:N" for the finished run the user chose to start from (completed runs of the dataset's task with a saved
+    model, chosen by id), or None."""
+    task = tasks.get(dataset["task"])
+    runs = {run["id"]: run for run in source_runs.choices(task.name)}
+    if not runs:
+        st.info(f"No completed {task.title.lower()} run has a saved model yet: train one first (for example a general "
+                "model on a SQuAD-format file), then start from it here.")
+        return None
+    widget = kept(SOURCE_RUN_KEY)
+    chosen = st.session_state.get(SOURCE_RUN_KEY)
+    if chosen is not None and chosen not in runs:
+        st.warning(f"Run #{chosen}, chosen before, cannot be started from any more (deleted, or not a "
+                   f"{task.title.lower()} run): pick one of the runs below.")
+        forget(SOURCE_RUN_KEY)
+    empty = {} if SOURCE_RUN_KEY in st.session_state else {"index": None}
+    run_id = st.selectbox("Start from run", list(runs), format_func=lambda i: charts.run_label(runs[i]),
+                          placeholder="Pick a completed run", **empty, **widget,
+                          help="Training goes on from that run's saved model. Only completed runs of this "
+                               "dataset's task are offered.")
+    if run_id is None:
+        return None
+    run = runs[run_id]
+    head = ("its answer head is kept" if not task.has_labels else
+            "its head is kept if this dataset's labels are the same (in the same order), else it starts anew")
+    st.caption(f"Starts from run #{run_id}'s model (trained on '{plain(run.get('dataset_name') or '?')}' from "
+               f"{plain(charts.model_short_name(source_runs.root_model(run['model'])))}); {head}.")
+    return f"{source_runs.PREFIX}{run_id}"
+
+
+def _model_picker(dataset: dict) -> tuple[str | None, bool]:
     """The model reference the user chose (None until one is typed) and whether a run could load it here, with
     availability and licence shown. Without the Hub (and SpanBERT not cached) the built-in MiniLM is preselected,
     and a model that cannot load is said to be so before Start training, which stays off for it."""
@@ -225,9 +258,15 @@ def _model_picker() -> tuple[str | None, bool]:
     st.session_state.setdefault("train_model_choice", preselected)  # a tab's first visit: what can train here
     choice = st.selectbox("Model", MODEL_CHOICES, format_func=_choice_title, **widget,
                           help=f"SpanBERT is the default when the Hugging Face Hub can be reached. "
-                               f"{models.BUILTIN_TITLE} works without any network.")
+                               f"{models.BUILTIN_TITLE} works without any network. A finished run's model can be "
+                               "trained further on this dataset.")
     if why and choice == preselected:
         st.caption(why)
+    if choice == RUN_CHOICE:
+        ref = _source_run_picker(dataset)
+        if ref is not None:
+            prefetch_model(ref)
+        return ref, ref is not None
     if choice == LOCAL_CHOICE:
         ref = st.text_input("Model folder", **kept("train_model_folder"), placeholder="/path/to/saved-model",
                             help="A folder saved with save_pretrained: config.json + weights (+ tokenizer).").strip()
@@ -381,7 +420,7 @@ def _new_run_form(runner) -> None:
                               help="What the model learns from. Only labeled rows are used.")
     dataset = by_id[dataset_id]
     st.caption(f"{dataset['labeled']} of {dataset['rows']} rows labeled.")
-    ref, loadable = _model_picker()
+    ref, loadable = _model_picker(dataset)
     cfg = _settings(dataset, datasets, ref)
     if runner.is_busy():
         st.caption("Another run is training: a new one waits in the queue until it ends.")
