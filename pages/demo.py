@@ -261,7 +261,12 @@ def run_card(run: dict) -> None:
         st.caption("Finished")
         st.markdown(plain(_when(run)))
         st.caption("Base model")
-        st.markdown(plain(charts.model_short_name(run.get("model")) or "—"))
+        model = run.get("model") or ""
+        root = source_runs.root_model(model)
+        shown_model = charts.model_short_name(model) or "—"
+        if root != model:  # started from another run: name the model that chain began with too
+            shown_model += f" (from {charts.model_short_name(root)})"
+        st.markdown(plain(shown_model))
         st.caption(f"Licence: {plain(_licence(run.get('model') or ''))}")
 
 

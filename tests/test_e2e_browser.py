@@ -133,6 +133,30 @@ def choose(page, label: str, option: str) -> None:
     settle(page)
 
 
+def choose_matching(page, label: str, pattern: str) -> str:
+    """Pick the first option of the selectbox labelled ``label`` whose text matches ``pattern`` (a regex, for
+    options with a score in them); returns its text."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    box = page.get_by_label(label, exact=True)
+    option = page.get_by_role("option", name=re.compile(pattern)).first
+    for attempt in range(4):  # as in choose(): a click during a redraw can be lost
+        box.scroll_into_view_if_needed()
+        box.click()
+        try:
+            option.wait_for(state="attached", timeout=5000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
+            settle(page)
+    text = option.inner_text().strip()
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+    settle(page)
+    return text
+
+
 def button(page, text: str):
     """The button saying ``text`` (after its icon, if it has one)."""
     return page.get_by_role("button", name=re.compile(rf"^\W*{re.escape(text)}$"))
@@ -184,7 +208,7 @@ def write_questions_csv(path: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------------ the journey
 
-def test_first_five_minutes_in_a_browser(page, tmp_path):
+def test_first_five_minutes_in_a_browser(page, tmp_path, server):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)
@@ -311,6 +335,46 @@ def test_first_five_minutes_in_a_browser(page, tmp_path):
     assert shown.locator("img").count() == 0
     assert page.dialogs == []
     screenshot(page, "05-demo-escaped.png")
+
+    # 6. A second QA run that starts from the first run's model ("Start from a run"; --model run:1 on the CLI).
+    go_to(page, "Train")
+    choose(page, "Model", "Start from a run (a model trained here)")
+    choose_matching(page, "Start from run", rf"^#1 {DATASET} · tiny-bert")
+    page.get_by_text(re.compile(r"Starts from run #1's model")).wait_for()
+    set_number(page, "Epochs", 20)
+    no_exception(page)
+    screenshot(page, "03-train-from-run.png")
+    button(page, "Start training").click()
+    page.get_by_text(re.compile(r"Run #2 completed in")).wait_for(timeout=TRAINING_TIMEOUT_MS)
+    settle(page)
+    no_exception(page)
+    go_to(page, "Runs")
+    page.get_by_text(re.compile(r"#2 .* — completed")).wait_for()
+    page.get_by_text("Parameters", exact=True).click()
+    expect(page.locator('[data-testid="stJson"]')).to_contain_text('"source_run":1')
+
+    # 7. A stakeholder opens the demo link of run #2 in a tab of their own: only the Demo page, with the run's card;
+    # no other page, nothing to delete or start.
+    stakeholder = page.context.new_page()
+    stakeholder.set_default_timeout(TIMEOUT_MS)
+    stakeholder.goto(f"{server}/?demo=2")
+    stakeholder.get_by_role("heading", name="Demo", level=1).wait_for()
+    settle(stakeholder)
+    assert stakeholder.locator('[data-testid="stSidebarNav"] a').count() == 0
+    assert stakeholder.get_by_role("button", name=re.compile("Start training|Delete")).count() == 0
+    stakeholder.get_by_text(re.compile(r"Run #2")).first.wait_for()
+    question_box = stakeholder.get_by_label("Question", exact=True)
+    question_box.fill("who founded acme ?")
+    question_box.press("Enter")
+    settle(stakeholder)
+    button(stakeholder, "Answer").click()
+    stakeholder.locator(".spanlab-text mark.spanlab-active").first.wait_for()
+    settle(stakeholder)
+    no_exception(stakeholder)
+    screenshot(stakeholder, "09-demo-mode.png")
+    stakeholder.goto(f"{server}/train?demo=2")  # another page by address: still only the Demo
+    stakeholder.get_by_role("heading", name="Demo", level=1).wait_for()
+    assert stakeholder.get_by_role("button", name=re.compile("Start training")).count() == 0
 
 
 # ------------------------------------------------------------------------------------------------ entity spans

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, needs_chromium, new_tab, streamlit_server
-from tests.test_e2e_browser import button, choose, go_to, no_exception, set_number, settle
+from tests.test_e2e_browser import button, choose, go_to, no_exception, screenshot, set_number, settle
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
@@ -88,6 +88,8 @@ def test_a_trainers_choice_survives_labeling_and_each_annotator_undoes_only_thei
     cal.get_by_text(re.compile(r"2 of 3 labeled")).wait_for()
     settle(cal)
     undo = button(cal, "Undo your row 2 change: 'technical' → (none)")
+    undo.wait_for()
+    screenshot(cal, "10-team-undo.png")  # README: the name in the sidebar, undo says whose change it reverts
     undo.click()
     cal.get_by_text("Undone: row 2 label is back to (none).").wait_for()
     settle(cal)
