@@ -211,3 +211,16 @@ def test_few_shot_run_gets_a_cross_validation_estimate_of_its_scores(spanlab_hom
     assert all(len({r["context"] for r in fold}) == 1 for fold in fold_rows(qa, 3, seed=1))  # contexts kept whole
     assert not train_and_get(TrainConfig(dataset="few", model=str(tiny_model_dir), batch_size=4, max_steps=2,
                                          device="cpu", cross_validation=0))["metrics"].get("cross_validation")
+
+
+def test_automatic_validation_interval_and_the_one_left_out_before_the_final_validation():
+    """About 10 validations per run, never more often than every 3 x (validation examples / batch) steps; an
+    automatic validation less than half an interval before the final one is left out (it would score nearly the same
+    model), one the user asked for is kept."""
+    from core.training import _final_validation_near, evaluation_interval
+    assert evaluation_interval(52, 205, 16) == 39  # the CLI benchmark's run: 1,024 SST-2 rows, 20 % held out
+    assert evaluation_interval(1000, 10, 8) == 100
+    assert _final_validation_near(39, 52, 39, None)  # 13 steps before the final validation at 52: left out
+    assert not _final_validation_near(39, 52, 39, 39)  # asked for: kept
+    assert not _final_validation_near(900, 1000, 100, None)  # a whole interval before the end: kept
+    assert not _final_validation_near(950, 1000, 100, None)  # exactly half an interval: kept
