@@ -110,49 +110,46 @@ def go_to(page, title: str) -> None:
     settle(page)
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``, as a keyboard user does: open it, type the option,
-    press Enter (a click on the option fails when its list opens below the bottom of the window)."""
+def _open_options(page, box, option) -> None:
+    """Open the selectbox ``box`` until ``option`` (a locator) is in its list: a click that lands while Streamlit
+    redraws the page can be lost, so it is opened again."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import expect
-    box = page.get_by_label(label, exact=True)
-    for attempt in range(4):  # a click that lands while Streamlit redraws the page can be lost: open it again
+    for attempt in range(4):
         box.scroll_into_view_if_needed()
         box.click()
         try:
-            page.get_by_role("option", name=option, exact=True).wait_for(state="attached", timeout=5000)
-            break
+            option.wait_for(state="attached", timeout=5000)
+            return
         except PlaywrightTimeout:
             if attempt == 3:
                 raise
             page.keyboard.press("Escape")
             settle(page)
-    page.keyboard.type(option)
+
+
+def _type_option(page, text: str) -> None:
+    page.keyboard.type(text)
     page.keyboard.press("Enter")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``, as a keyboard user does: open it, type the option,
+    press Enter (a click on the option fails when its list opens below the bottom of the window)."""
+    from playwright.sync_api import expect
+    box = page.get_by_label(label, exact=True)
+    _open_options(page, box, page.get_by_role("option", name=option, exact=True))
+    _type_option(page, option)
     expect(box).to_have_value(option)
     settle(page)
 
 
 def choose_matching(page, label: str, pattern: str) -> str:
     """Pick the first option of the selectbox labelled ``label`` whose text matches ``pattern`` (a regex, for
-    options with a score in them); returns its text."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    box = page.get_by_label(label, exact=True)
+    options with a score in them), as choose() does; returns its text."""
     option = page.get_by_role("option", name=re.compile(pattern)).first
-    for attempt in range(4):  # as in choose(): a click during a redraw can be lost
-        box.scroll_into_view_if_needed()
-        box.click()
-        try:
-            option.wait_for(state="attached", timeout=5000)
-            break
-        except PlaywrightTimeout:
-            if attempt == 3:
-                raise
-            page.keyboard.press("Escape")
-            settle(page)
+    _open_options(page, page.get_by_label(label, exact=True), option)
     text = option.inner_text().strip()
-    page.keyboard.type(text)
-    page.keyboard.press("Enter")
+    _type_option(page, text)
     settle(page)
     return text
 
