@@ -426,9 +426,13 @@ def create_run(dataset: str | int, task: str, model: str, params: dict, eval_dat
 def record_cancel(run_id: int, by: str | None = None) -> None:
     """Note that ``by`` asked run ``run_id`` to stop (the runner stops it)."""
     with writing() as session:
-        run = _get(session, run_id)
-        run.cancelled_by = person_name(by) or UNKNOWN_PERSON
-        log_activity(session, by, "cancelled run", f"#{run_id} on {run.dataset_name!r}")
+        _note_cancel(session, _get(session, run_id), by)
+
+
+def _note_cancel(session, run: Run, by: str | None) -> None:
+    """Record on ``run`` and in the activity log that ``by`` asked it to stop."""
+    run.cancelled_by = person_name(by) or UNKNOWN_PERSON
+    log_activity(session, by, "cancelled run", f"#{run.id} on {run.dataset_name!r}")
 
 
 def update_run(run_id: int, owner: str | None = None, **fields: Any) -> None:
@@ -491,8 +495,7 @@ def request_cancel(run_id: int, by: str | None = None) -> bool:
         if run.status not in ACTIVE_STATUSES:
             return False
         run.cancel_requested = True
-        run.cancelled_by = person_name(by) or UNKNOWN_PERSON
-        log_activity(session, by, "cancelled run", f"#{run_id} on {run.dataset_name!r}")
+        _note_cancel(session, run, by)
         return True
 
 
