@@ -136,6 +136,7 @@ def choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox labelled ``label``, as a keyboard user does: open it, type the option,
     press Enter (a click on the option fails when its list opens below the bottom of the window)."""
     from playwright.sync_api import expect
+    settle(page)  # no stale copy of the selectbox from the rerun before
     box = page.get_by_label(label, exact=True)
     _open_options(page, box, page.get_by_role("option", name=option, exact=True))
     _type_option(page, option)
@@ -146,6 +147,7 @@ def choose(page, label: str, option: str) -> None:
 def choose_matching(page, label: str, pattern: str) -> str:
     """Pick the first option of the selectbox labelled ``label`` whose text matches ``pattern`` (a regex, for
     options with a score in them), as choose() does; returns its text."""
+    settle(page)
     option = page.get_by_role("option", name=re.compile(pattern)).first
     _open_options(page, page.get_by_label(label, exact=True), option)
     text = option.inner_text().strip()
@@ -160,6 +162,9 @@ def button(page, text: str):
 
 
 def set_number(page, label: str, value) -> None:
+    """Type ``value`` into the number box labelled ``label``. Settles first: a rerun still drawing keeps the
+    previous run's copy of the box on the page (stale) next to the new one."""
+    settle(page)
     box = page.get_by_label(label, exact=True)
     box.fill(str(value))
     box.press("Enter")
