@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import threading
 import socket
@@ -20,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from core.errors import SettingsError, UserError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "SpanBERT/spanbert-base-cased"
 BUILTIN_ALIAS = "builtin-minilm"
@@ -444,17 +447,33 @@ def warm_up() -> None:
         from core import tasks
         for task in tasks.ALL:
             getattr(transformers, task.auto_model)
-        for name in ("AutoTokenizer", "AutoConfig", "get_linear_schedule_with_warmup", "set_seed"):
+        for name in ("AutoTokenizer", "AutoConfig", "get_linear_schedule_with_warmup", "set_seed",
+                     "PreTrainedModel"):  # the code every architecture shares (modeling_utils: about 1 s)
             getattr(transformers, name)
+
+
+def import_architecture(folder: Path) -> None:
+    """Import the modeling code of the model saved in ``folder`` (transformers imports e.g. modeling_bert only when
+    the first such model loads: 1-2 s on the first run of a server otherwise). Reads its config.json only."""
+    with IMPORT_LOCK:
+        import transformers
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+        config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        MODEL_MAPPING[type(config)]  # a lazy mapping: looking the class up imports its module
 
 
 def prefetch(ref: str) -> None:
     """Read a model's files once (no network) so that loading it when training starts finds them in the operating
-    system's file cache. Does nothing for a model that is not on this machine yet."""
+    system's file cache, and import its architecture's code. Does nothing for a model that is not on this machine
+    yet."""
     try:
         resolved = resolve(ref, check_network=False)
     except Exception:  # not downloaded yet, or a bad path: training will say so
         return
+    try:
+        import_architecture(Path(resolved.folder))
+    except Exception as error:  # an architecture transformers does not know: loading it will say so
+        log.info("prefetch %s: architecture code not imported (%s)", ref, error)
     for path in sorted(Path(resolved.folder).glob("*")):
         if path.is_file() and (path.name in WEIGHT_FILES or path.name in TOKENIZER_FILES
                                or path.suffix in (".safetensors", ".bin", ".json", ".txt")):

@@ -1,13 +1,19 @@
 """Model resolving: built-in, local folders, tokenizer fallback, fast offline failure, device choice."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from core import models
 from tests.conftest import make_tiny_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_builtin_minilm_is_a_real_model_folder():
@@ -70,3 +76,30 @@ def test_device_and_precision_choice():
         models.choose_device("cpu", "fp16")
     with pytest.raises(ValueError, match="precision"):
         models.choose_device("cpu", "int3")
+
+
+def test_choosing_a_model_imports_its_architecture_code(tmp_path, tiny_model_dir):
+    """prefetch (run when a model is chosen on the Train page) imports the architecture's modeling code, which
+    transformers otherwise imports only when the first such model loads (1-2 s of the server's first run). A
+    folder whose architecture transformers does not know is left for the load to explain."""
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    script = f"""
+import sys
+from core import models
+models.warm_up()
+print("BEFORE", "transformers.models.bert.modeling_bert" in sys.modules)
+models.prefetch({str(tiny_model_dir)!r})
+print("AFTER", "transformers.models.bert.modeling_bert" in sys.modules)
+models.prefetch({str(odd)!r})
+try:
+    models.import_architecture(models.Path({str(odd)!r}))
+except Exception as error:
+    print("ODD", type(error).__name__)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "BEFORE False" in result.stdout and "AFTER True" in result.stdout, result.stdout
+    assert "ODD " in result.stdout, result.stdout
