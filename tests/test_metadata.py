@@ -247,3 +247,22 @@ def test_data_page_preview_lists_the_columns_kept_as_metadata(spanlab_home):
     assert not at.exception, at.exception
     kept = [caption.value for caption in at.caption if caption.value.startswith("Kept as metadata")]
     assert len(kept) == 1 and kept[0].endswith(": ticket_id, channel")
+
+
+def test_label_studio_import_keeps_the_tasks_other_fields_and_id(spanlab_home):
+    """A Label Studio export's other data fields (ticket ids, channels, nested objects) and the task id stay with each
+    text, go out in exports, and a field named like SpanLab's own column gets a "data." prefix."""
+    export = [
+        {"id": 7, "data": {"text": "Alice met Bob.", "ticket_id": "T-9", "channel": "email", "spans": "old",
+                           "extra": {"a": [1, 2]}, "score": 0.5, "empty": None},
+         "annotations": [{"result": [{"type": "labels", "value": {"start": 0, "end": 5, "labels": ["PER"]}}]}]},
+        {"id": 8, "data": {"text": "Carol left.", "ticket_id": "T-10"}, "annotations": []},
+    ]
+    examples = _import(json.dumps(export).encode(), "project.json", "ner", "ls")
+    assert examples[0]["meta"] == {"id": "7", "ticket_id": "T-9", "channel": "email", "data.spans": "old",
+                                   "extra": '{"a": [1, 2]}', "score": "0.5", "empty": ""}
+    assert examples[1]["meta"] == {"id": "8", "ticket_id": "T-10", "channel": "", "data.spans": "", "extra": "",
+                                   "score": "", "empty": ""}
+    assert examples[0]["spans"] == [{"start": 0, "end": 5, "label": "PER"}] and examples[1]["spans"] is None
+    again = _reimport(export_bytes(examples, "ner", "jsonl"), "out.jsonl", "ner")
+    assert [row["meta"] for row in again] == [example["meta"] for example in examples]

@@ -415,8 +415,9 @@ def test_read_label_studio_export():
     assert problems == []
     assert rows[0]["spans"] == [span(0, 13, "PER"), span(21, 34, "ORG"), span(38, 42, "LOC")]
     assert rows[0]["line"] == 1 and rows[0]["tokens"] is None and rows[0]["split"] is None
+    assert rows[0]["meta"] == {"id": "101", "source": "wire"}  # the task's other fields and id: metadata
     assert rows[1] == {"text": "Shares of Pennick Paper rose.", "spans": None, "tokens": None, "split": None,
-                       "line": 2}
+                       "line": 2, "meta": {"id": "102"}}
 
 
 def test_read_label_studio_text_key_and_bad_records():

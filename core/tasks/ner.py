@@ -165,9 +165,14 @@ def entity_metrics(gold: list[list[str]], predicted: list[list[str]], types: lis
 # ------------------------------------------------------------------------------------------ the task
 
 def _problem_frame(rows: list[dict], problems: list[tuple], unit: str) -> pd.DataFrame:
+    """Rows read from a CoNLL or Label Studio file as the table the importer checks: text, spans and tokens as
+    cells, then each row's metadata fields (Label Studio's other data fields) as further columns, kept as metadata
+    (or a split column, when one is named so)."""
+    extra = list(dict.fromkeys(name for row in rows for name in row.get("meta") or {}))
     frame = pd.DataFrame([{"text": row["text"], "spans": json.dumps(row["spans"], ensure_ascii=False),
-                           "tokens": "" if row.get("tokens") is None else json.dumps(row["tokens"])}
-                          for row in rows], columns=["text", "spans", "tokens"], dtype=object)
+                           "tokens": "" if row.get("tokens") is None else json.dumps(row["tokens"]),
+                           **{name: (row.get("meta") or {}).get(name, "") for name in extra}}
+                          for row in rows], columns=["text", "spans", "tokens", *extra], dtype=object)
     frame.index = pd.Index([row["line"] for row in rows], name=unit)
     frame.attrs["problems"] = list(problems)
     return frame

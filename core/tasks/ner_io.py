@@ -552,6 +552,7 @@ def read_label_studio(document: Any, text_key: str | None = None) -> tuple[list[
             problems.append((number, "data", "this record is not a Label Studio task (it has no \"data\" object) — "
                                              "export the project as JSON"))
             continue
+        key = text_key
         if text_key is not None:
             text = data.get(text_key)
             if not isinstance(text, str):
@@ -560,9 +561,9 @@ def read_label_studio(document: Any, text_key: str | None = None) -> tuple[list[
                                                  "choose the key that holds the text"))
                 continue
         else:
-            text = data.get("text")
-            if not isinstance(text, str):
-                text = next((value for value in data.values() if isinstance(value, str)), None)
+            key = "text" if isinstance(data.get("text"), str) else next(
+                (name for name, value in data.items() if isinstance(value, str)), None)
+            text = None if key is None else data[key]
             if text is None:
                 problems.append((number, "text", "data holds no text — each task needs its text in data, like "
                                                  "{\"data\": {\"text\": \"...\"}}"))
@@ -571,10 +572,11 @@ def read_label_studio(document: Any, text_key: str | None = None) -> tuple[list[
         if not isinstance(annotations, list):
             problems.append((number, "annotations", "\"annotations\" is not a list — export the project as JSON"))
             continue
+        meta = _label_studio_meta(task, data, key)
         chosen = next((item for item in annotations
                        if isinstance(item, dict) and not item.get("was_cancelled")), None)
         if chosen is None:
-            rows.append({"text": text, "spans": None, "tokens": None, "split": None, "line": number})
+            rows.append({"text": text, "spans": None, "tokens": None, "split": None, "line": number, **meta})
             continue
         found, bad = _label_studio_spans(chosen.get("result") or [])
         if bad:
@@ -589,8 +591,36 @@ def read_label_studio(document: Any, text_key: str | None = None) -> tuple[list[
         if messages:
             problems.extend((number, "spans", message) for message in messages)
             continue
-        rows.append({"text": text, "spans": clean_spans(spans), "tokens": None, "split": None, "line": number})
+        rows.append({"text": text, "spans": clean_spans(spans), "tokens": None, "split": None, "line": number,
+                     **meta})
     return rows, problems
+
+
+LABEL_STUDIO_OWN_FIELDS = ("text", "spans", "tokens", "line", "meta")
+
+
+def _label_studio_meta(task: dict, data: dict, text_key: str) -> dict:
+    """{"meta": {name: text}} of a task's other data fields (ticket ids, channels...) and its task id, so exports and
+    predictions join back to the source; {} when there are none. Lists and objects are kept as JSON text; a field
+    named like one of SpanLab's own columns gets a "data." prefix."""
+    meta = {}
+    if "id" in task and "id" not in data:
+        meta["id"] = _meta_text(task["id"])
+    for name, value in data.items():
+        if name != text_key:
+            name = str(name)
+            meta[f"data.{name}" if name in LABEL_STUDIO_OWN_FIELDS else name] = _meta_text(value)
+    return {"meta": meta} if meta else {}
+
+
+def _meta_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, bool)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _label_studio_spans(results: Any) -> tuple[list[dict], str | None]:
