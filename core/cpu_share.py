@@ -101,6 +101,8 @@ def others_predicting() -> bool:
 def _set_flag(up: bool) -> None:
     """Raise (touch) or lower this process's flag; a home that cannot be written only costs the other processes
     their pause."""
+    if up and not ENABLED:
+        return
     path = flag_folder() / f"{HOST}-{os.getpid()}"
     try:
         if up:
