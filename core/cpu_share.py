@@ -36,7 +36,8 @@ _running = 0  # predictions in progress
 
 @contextmanager
 def prediction():
-    """Mark a prediction someone waits for as running (training threads pause between steps meanwhile)."""
+    """Mark a prediction someone waits for as running: training loops on this machine pause between steps meanwhile
+    (this process's threads on a condition; other processes see this process's flag file, up while any runs)."""
     global _running
     with _changed:
         _running += 1

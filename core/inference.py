@@ -166,13 +166,13 @@ class Predictor:
     # --- the ways to ask ---------------------------------------------------------------------------------
     def predict(self, *values, top_k: int | None = None, **kwargs):
         """One prediction; ``values`` are the task's input fields in order (a text; or a question and a context).
-        A single list of texts gives one prediction per text (classification, entities). On the CPU, a training
-        run in this process pauses between its steps while one prediction runs (core.cpu_share)."""
+        A single list of texts gives one prediction per text (classification, entities). On the CPU, training runs
+        on this machine pause between their steps while one prediction runs (core.cpu_share)."""
         if len(values) == 1 and isinstance(values[0], (list, tuple)):
             return self.predict_batch(values[0], top_k=top_k, **kwargs)
         if self.device.split(":")[0] != "cpu":
             return self.predict_batch(*[[value] for value in values], top_k=top_k, **kwargs)[0]
-        with cpu_share.prediction():  # someone waits for this one: a training run in this process pauses meanwhile
+        with cpu_share.prediction():  # someone waits for this one: training runs on this machine pause meanwhile
             return self.predict_batch(*[[value] for value in values], top_k=top_k, **kwargs)[0]
 
     def predict_batch(self, *columns, top_k: int | None = None, max_answer_length: int | None = None,

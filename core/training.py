@@ -741,7 +741,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
                 stop_reason = "cancelled"
                 break
             if on_cpu:
-                cpu_share.pause_for_predictions()  # someone waits for a Demo answer in this process: theirs first
+                cpu_share.pause_for_predictions()  # someone waits for a Demo answer on this machine: theirs first
             batch = {k: v.to(device, non_blocking=True)
                      for k, v in collate([train_features[i] for i in batch_ids], pad_id, multiple).items()}
             with torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype or torch.float32,
