@@ -122,8 +122,8 @@ class TrainConfig:
                                              "recipe's choice, 0 = skip it", kind=int, minimum=0, maximum=1000,
                                              optional=True)
     freeze_word_embeddings: str = setting("auto", "keep the input word-embedding matrix fixed while training; auto = "
-                                          "on for classification and entity spans (faster steps, no accuracy loss "
-                                          "measured), off for QA", choices=AUTO_ON_OFF)
+                                          "on for classification and for entity spans below 2,000 texts (faster "
+                                          "steps, no accuracy loss measured), off for QA", choices=AUTO_ON_OFF)
     label_examples: str = setting("auto", "few-shot recipe: also train on 'This sentence is <label>.' for each "
                                   "label; auto = for a sentence-transformers model (builtin-minilm) whose labels "
                                   "all read as words (not codes like 0 / LABEL_1)", choices=AUTO_ON_OFF)
@@ -586,14 +586,15 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def freezes_word_embeddings(setting: str, task: str) -> bool:
-    """Whether a run keeps the input word-embedding matrix fixed. "auto": the task's choice (classification: yes, see
-    BENCHMARKS.md, section 3: no loss of accuracy measured, and each step skips the gradient, clipping and AdamW
-    update of the largest matrix; entity spans: yes, measured on the training pool; QA: no, not measured there)."""
+def freezes_word_embeddings(setting: str, task: str, n_texts: int) -> bool:
+    """Whether a run on ``n_texts`` labeled training texts keeps the input word-embedding matrix fixed. "auto": the
+    task's choice (classification: yes, see BENCHMARKS.md, section 3: no loss of accuracy measured, and each step
+    skips the gradient, clipping and AdamW update of the largest matrix; entity spans: below 2,000 texts, measured on
+    the training pool, section 7; QA: no, not measured there)."""
     setting = (setting or "auto").lower()
     if setting not in AUTO_ON_OFF:
         raise TrainingError(f"freeze_word_embeddings must be auto, on or off, not '{setting}'.")
-    return setting == "on" or (setting == "auto" and tasks.get(task).freezes_word_embeddings)
+    return setting == "on" or (setting == "auto" and n_texts < tasks.get(task).freezes_word_embeddings_below)
 
 
 class _NoWriter:
@@ -622,7 +623,8 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
         prepared = replace(prepared, train=list(fold[0]), validation=[], notes=list(prepared.notes))
         progress = None
     task = prepared.spec
-    freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name)
+    freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name,
+                                                sum(not e.get("synthetic") for e in prepared.train))
     source = None
     if source_runs.is_reference(cfg.model):
         try:

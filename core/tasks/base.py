@@ -381,7 +381,8 @@ class Task:
     default_epochs: float = 3.0
     default_min_steps: int = 150           # small data still gets this many optimizer steps (TrainConfig.min_steps)
     metric_for_best: str = ""
-    freezes_word_embeddings: bool = False  # the "auto" of TrainConfig.freeze_word_embeddings
+    # the "auto" of TrainConfig.freeze_word_embeddings: fixed when fewer labeled texts train (0: never; inf: always)
+    freezes_word_embeddings_below: float = 0
     few_shot: bool = False                 # the few-shot recipe (core/fewshot.py) can apply
     reads_in_windows: bool = False         # long inputs are read in overlapping windows (TrainConfig.doc_stride)
     auto_model: str = ""                   # transformers Auto class of the head
