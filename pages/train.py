@@ -1,11 +1,10 @@
 """Train page: pick a dataset and a model, set the hyperparameters, start a run and watch it train.
 
 The run executes in the server's one JobRunner thread (pages.common.get_runner), which writes progress and metric
-points to the database; this page only polls the database (a fragment re-run every 1.5 s, every 0.4 s until the
-first point) and never blocks on
-training. So closing the tab, opening a second one or switching pages leaves the run alone. The page follows the
-run this tab started until the next one it starts (and says how it ended); a tab that started none shows the run
-training now, whoever started it. Cancelling someone else's run asks first.
+points to the database; this page only polls the database (a fragment re-run every 1.5 s, every 0.4 s until a new
+run's first point) and never blocks on training. So closing the tab, opening a second one or switching pages leaves
+the run alone. The page follows the run this tab started until the next one it starts (and says how it ended); a tab
+that started none shows the run training now, whoever started it. Cancelling someone else's run asks first.
 """
 from __future__ import annotations
 
