@@ -11,8 +11,9 @@ context is that file's passages repeated up to ``--context-chars``. Rounds: idle
 alternately with core.cpu_share switched off (training and the answer share the cores, as before issue 13) and on
 (training pauses between its steps while the answer is computed); then the same two conditions beside a
 ``python -m core train`` in another process (a CLI run next to the server; ``--no-cli-run`` leaves it out); then
-idle again (a drift check on a shared machine). Also recorded: the run's optimizer steps per second alone and during the answers of each condition. Needs only the repository's sample
-data and the built-in MiniLM package (requirements.txt); ~2.5 minutes at --rounds 3 on 2 idle CPU cores.
+idle again (a drift check on a shared machine). Also recorded: the app's run's optimizer steps per second alone and
+during the answers of each of its conditions. Needs only the repository's sample data and the built-in MiniLM package
+(requirements.txt); ~2.5 minutes at --rounds 3 on 2 idle CPU cores.
 """
 from __future__ import annotations
 
