@@ -1,10 +1,10 @@
 """Train page: pick a dataset and a model, set the hyperparameters, start a run and watch it train.
 
 The run executes in the server's one JobRunner thread (pages.common.get_runner), which writes progress and metric
-points to the database; this page only polls the database (a fragment re-run every 1.5 s, every 0.4 s until a new
-run's first point) and never blocks on training. So closing the tab, opening a second one or switching pages leaves
-the run alone. The page follows the run this tab started until the next one it starts (and says how it ended); a tab
-that started none shows the run training now, whoever started it. Cancelling someone else's run asks first.
+points to the database; this page only polls the database (a fragment re-run every second) and never blocks on
+training. So closing the tab, opening a second one or switching pages leaves the run alone. The page follows the run
+this tab started until the next one it starts (and says how it ended); a tab that started none shows the run
+training now, whoever started it. Cancelling someone else's run asks first.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from pages.notices import WATCHING_KEY
 
 auth.require("train")  # before anything else: sign-in and demo mode (pages/auth.py)
 
-POLL_SECONDS = 1.5
-FIRST_POINT_POLL_SECONDS = 0.4  # until a new run's first loss point: the wait right after Start training
-STARTING_SECONDS = 60
+# One pace for the whole run: a faster pace only until the first point needed a full page rerun to slow down, and
+# fragment ticks could keep interrupting that rerun on a loaded machine (the page then never settled).
+POLL_SECONDS = 1.0
 ACTIVE = ("queued", "running")
 LOCAL_CHOICE, HUB_CHOICE, RUN_CHOICE = "local folder", "hub id", "finished run"
 MODEL_CHOICES = [*models.KNOWN_MODELS, RUN_CHOICE, LOCAL_CHOICE, HUB_CHOICE]
@@ -111,56 +111,22 @@ def _curves(run: dict, key: str) -> None:
     right.plotly_chart(charts.eval_figure(frame, run["task"]), key=f"{key}-eval-{run['id']}", width="stretch")
 
 
-def _live(run: dict) -> None:
-    """The live view of an active run: polled every FIRST_POINT_POLL_SECONDS while it is starting (what the user
-    waits for after clicking Start), then every POLL_SECONDS."""
-    (_live_starting if _starting(run) else _live_charts)(run["id"])
-
-
-def _starting(run: dict) -> bool:
-    """Whether a run is in its first STARTING_SECONDS and has logged no point yet (a run queued behind another for
-    longer is polled at the usual pace)."""
-    age = (storage.utcnow() - run["created_at"]).total_seconds()
-    return age < STARTING_SECONDS and storage.metric_frame(run["id"]).empty
-
-
 @st.fragment(run_every=POLL_SECONDS)
-def _live_charts(run_id: int) -> None:
-    """Progress and curves of a run that logs points, redrawn every POLL_SECONDS; hands over to the full page once
-    it ends."""
-    run = _live_progress(run_id)
-    if run is not None:
-        _curves(run, "live")
-
-
-@st.fragment(run_every=FIRST_POINT_POLL_SECONDS)
-def _live_starting(run_id: int) -> None:
-    """The live view of a starting run, polled faster: its first loss point is what the user waits for after clicking
-    Start. At the first point the whole page reruns and hands over to _live_charts."""
-    run = _live_progress(run_id)
-    if run is None:
-        return
-    if not _starting(run):
-        st.rerun()
-    _curves(run, "live")
-
-
-def _live_progress(run_id: int) -> dict | None:
-    """Headline, progress bar, device and cancel button of an active run; None when it was deleted. A run that has
-    ended reruns the whole page, which draws the result (and no polling fragment)."""
+def _live(run_id: int) -> None:
+    """Progress of an active run, redrawn every POLL_SECONDS; hands over to the full page once it ends."""
     run = _get_run(run_id)
     if run is None:
         st.info(f"Run #{run_id} was deleted.")
-        return None
+        return
     if run["status"] not in ACTIVE:
-        st.rerun()
+        st.rerun()  # the whole page draws the result, and this polling fragment is no longer called
     _headline(run)
     info = charts.progress_info(run)
     st.progress(info["fraction"], text=f"**{run['status']}** · {info['text']}")
     device = run.get("device") or "choosing…"
     st.caption(f"Device: {device} · precision: {run.get('precision') or '…'}")
     _cancel_controls(run)
-    return run
+    _curves(run, "live")
 
 
 def _cancel_controls(run: dict) -> None:
@@ -246,7 +212,7 @@ def _monitor(runner) -> None:
     if run["status"] in ACTIVE:
         if _is_mine(run):
             st.session_state[WATCHING_KEY] = run["id"]
-        _live(run)
+        _live(run["id"])
     else:  # app.py has already toasted how it ended (pages.notices), whichever page this tab was on
         _finished(run)
     st.divider()
