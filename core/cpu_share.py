@@ -79,6 +79,7 @@ def flag_folder() -> Path:
 def others_predicting() -> bool:
     """Whether another live process on this machine has a prediction running (its flag, not older than
     MAX_PAUSE_S). Flags of processes that are gone are removed."""
+    from core.runs_store import _process_alive  # the check dead run workers are found with
     try:
         entries = list(os.scandir(flag_folder()))
     except Exception:  # noqa: BLE001 - no flag yet, or a home that cannot be read: nothing to wait for
@@ -88,7 +89,7 @@ def others_predicting() -> bool:
         host, _, pid = entry.name.rpartition("-")
         if host != HOST or not pid.isdigit() or int(pid) == os.getpid():
             continue
-        if not _alive(int(pid)):
+        if not _process_alive(int(pid)):
             _remove(Path(entry.path))
             continue
         try:
@@ -123,12 +124,3 @@ def _remove(path: Path) -> None:
     except OSError as error:
         log.debug("prediction flag %s not removed: %s", path, error)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
