@@ -623,8 +623,7 @@ def _train(run_id: int, cfg: TrainConfig, cancel: threading.Event, progress, own
         prepared = replace(prepared, train=list(fold[0]), validation=[], notes=list(prepared.notes))
         progress = None
     task = prepared.spec
-    freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name,
-                                                sum(not e.get("synthetic") for e in prepared.train))
+    freeze_embeddings = freezes_word_embeddings(cfg.freeze_word_embeddings, task.name, len(prepared.train))
     source = None
     if source_runs.is_reference(cfg.model):
         try:
