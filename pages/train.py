@@ -20,8 +20,8 @@ from pages.notices import WATCHING_KEY
 
 auth.require("train")  # before anything else: sign-in and demo mode (pages/auth.py)
 
-# One pace for the whole run: a faster pace only until the first point needed a full page rerun to slow down, and
-# fragment ticks could keep interrupting that rerun on a loaded machine (the page then never settled).
+# One pace for the whole run: a faster pace only until the first point needed the fragment to rerun the whole page to
+# slow down, and the browser test then intermittently never saw its run's heading (cause not found; BENCHMARKS 3b).
 POLL_SECONDS = 1.0
 ACTIVE = ("queued", "running")
 LOCAL_CHOICE, HUB_CHOICE, RUN_CHOICE = "local folder", "hub id", "finished run"
